@@ -36,9 +36,9 @@ setuptools.setup(
         "Topic :: Scientific/Engineering",
     ],
     python_requires=f">={cfg['min_python']}",
-    packages=setuptools.find_packages(include=["twiga", "twiga.*"]),
+    packages=setuptools.find_namespace_packages(include=["twiga", "twiga.*"]),
     include_package_data=True,
-    package_data={"twiga": ["data/*", "py.typed"]},
+    package_data={"twiga.data": ["*"]},
     install_requires=_reqs("requirements"),
     extras_require={k: _reqs(f"{k}_requirements") for k in ("mlops", "scale", "dev")},
     entry_points={
