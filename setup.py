@@ -36,7 +36,7 @@ setuptools.setup(
         "Topic :: Scientific/Engineering",
     ],
     python_requires=f">={cfg['min_python']}",
-    packages=setuptools.find_namespace_packages(include=["twiga", "twiga.*"]),
+    packages=setuptools.find_namespace_packages(include=["twiga", "twiga.*"], exclude=["*.__pycache__"]),
     include_package_data=True,
     package_data={"twiga.data": ["*"]},
     install_requires=_reqs("requirements"),
