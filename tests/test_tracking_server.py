@@ -1,0 +1,183 @@
+"""`TwigaTracker` against a real `mlflow server` on 127.0.0.1 (the deployment users grow into), chosen only by
+`TWIGA_MLFLOW_TRACKING_URI`; and against a server that is not there."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.timeout(600)
+
+MLFLOW = Path(sys.executable).parent / "mlflow"
+ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    "Stop the server's whole process group (mlflow server spawns uvicorn workers), SIGKILL if it lingers."
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        except ProcessLookupError:
+            pass
+    try:  # workers left behind in the group
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory):
+    "A real MLflow tracking server: SQLite backend, proxied artefact store, both in a temporary directory."
+    d = tmp_path_factory.mktemp("mlflow-server")
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    cmd = [str(MLFLOW), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+           "--backend-store-uri", f"sqlite:///{d}/backend.db", "--artifacts-destination", str(d / "artifacts")]
+    # no background job runner (GenAI evaluation jobs): it adds seven huey processes and slows start and stop
+    env = {**os.environ, **ENV, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    with open(d / "server.log", "w") as out:
+        proc = subprocess.Popen(cmd, cwd=d, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env)
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"mlflow server exited with {proc.returncode}:\n{(d / 'server.log').read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(url + "/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"mlflow server not healthy after 180 s:\n{(d / 'server.log').read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield {"url": url, "dir": d}
+    finally:
+        _stop(proc)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    "A small, fast forecaster on real ERCOT data: hourly, horizon 24, lookback 168, seasonal naive + a tiny LightGBM."
+    from sklearn.preprocessing import StandardScaler
+
+    from twiga import TwigaForecaster
+    from twiga.core.config import DataPipelineConfig
+    from twiga.datasets import ERCOT_LATITUDE, ERCOT_LONGITUDE, load_ercot
+    from twiga.models.baseline.seasonal_naive_model import SEASONALNAIVEConfig
+    from twiga.models.ml import LIGHTGBMConfig
+
+    df = load_ercot("2019-01-01", "2019-03-01")
+    train, test = df[df.timestamp < "2019-02-15"].reset_index(drop=True), df[df.timestamp >= "2019-02-01"].reset_index(drop=True)
+    data = DataPipelineConfig(target_feature="demand_mwh", period="1h", latitude=ERCOT_LATITUDE, longitude=ERCOT_LONGITUDE,
+                              calendar_features=["hour", "day_night"], exogenous_features=["temperature_c", "ghi_wm2"],
+                              forecast_horizon=24, lookback_window_size=168, input_scaler=StandardScaler())
+    fc = TwigaForecaster(data_params=data, model_params=[SEASONALNAIVEConfig(period="1D", freq="1h"), LIGHTGBMConfig(n_estimators=20)])
+    fc.fit(train)
+    return fc, train, test
+
+
+def test_tracker_against_real_server(mlflow_server, fitted, monkeypatch):
+    from mlflow import MlflowClient
+
+    from twiga.tracking import TwigaTracker
+
+    fc, train, test = fitted
+    monkeypatch.setenv("TWIGA_MLFLOW_TRACKING_URI", mlflow_server["url"])  # the only thing that selects the server
+    monkeypatch.setenv("TWIGA_MLFLOW_EXPERIMENT", "server-test")
+    monkeypatch.setenv("TWIGA_MLFLOW_REGISTERED_MODEL", "ercot-load")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+    with TwigaTracker(run_name="on-server", tags={"suite": "server"}) as tracker:
+        assert tracker.tracking_uri == mlflow_server["url"]
+        tracker.log_dataset(train, name="ercot-train", source="twiga/data/ercot_2015_2019.parquet", targets="demand_mwh")
+        tracker.log_forecaster_metadata(fc)
+        model = tracker.log_model(fc, sample_input=test.head(300))
+        predictions_df, metrics_df = fc.evaluate_point_forecast(test)
+        summary = tracker.log_evaluation(metrics_df, results_df=predictions_df)
+        version = tracker.register()  # default name from TWIGA_MLFLOW_REGISTERED_MODEL, alias "champion"
+
+    client = MlflowClient(tracking_uri=mlflow_server["url"])
+    run = client.get_run(tracker.run_id)
+    assert run.info.status == "FINISHED"
+    assert client.get_experiment(run.info.experiment_id).name == "server-test"
+    assert run.data.params["data_params.forecast_horizon"] == "24"
+    assert run.data.params["data_params.input_scaler"] == "StandardScaler"
+    assert run.data.params["model_params.lightgbm.n_estimators"] == "20"
+    assert run.data.tags["suite"] == "server"
+    expected_mae = metrics_df.groupby("Model")["mae"].mean()
+    for name, mae in expected_mae.items():
+        assert run.data.metrics[f"{name}.mae"] == pytest.approx(mae)
+        assert summary[f"{name}.mae"] == pytest.approx(mae)
+    (inp,) = run.inputs.dataset_inputs
+    assert inp.dataset.name == "ercot-train" and json.loads(inp.dataset.profile)["num_rows"] == len(train)
+    assert {a.path for a in client.list_artifacts(tracker.run_id, "evaluation")} == {"evaluation/metrics.csv", "evaluation/predictions.parquet"}
+
+    # the registry: a version of the logged model, with the alias pointing at it
+    mv = client.get_model_version_by_alias("ercot-load", "champion")
+    assert (int(mv.version), mv.run_id, mv.source) == (version, tracker.run_id, model.artifact_uri)
+    # MLflow's REST model version carries no model_id; the server records the link on the logged model instead
+    versions = json.loads(client.get_logged_model(model.model_id).tags["mlflow.modelVersions"])
+    assert {"name": "ercot-load", "version": version} in [{"name": v["name"], "version": int(v["version"])} for v in versions]
+    # artefacts went through the server (proxied), into its artefact store
+    assert any(p.name == "forecaster.pkl" for p in (mlflow_server["dir"] / "artifacts").rglob("*"))
+
+    # a fresh process loads the champion from the server by alias and forecasts exactly what the forecaster does
+    sample = test.tail(200).reset_index(drop=True)
+    expected = fc.forecast(sample)
+    with_env = {**os.environ, **ENV, "MLFLOW_TRACKING_URI": mlflow_server["url"]}
+    code = ("import sys, mlflow, pandas as pd; m = mlflow.pyfunc.load_model('models:/ercot-load@champion'); "
+            "m.predict(pd.read_parquet(sys.argv[1])).to_parquet(sys.argv[2])")
+    d = mlflow_server["dir"]
+    sample.to_parquet(d / "in.parquet")
+    done = subprocess.run([sys.executable, "-c", code, str(d / "in.parquet"), str(d / "out.parquet")], env=with_env, timeout=300,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    pd.testing.assert_frame_equal(pd.read_parquet(d / "out.parquet"), expected)
+
+
+def test_second_version_moves_the_alias(mlflow_server, fitted):
+    from mlflow import MlflowClient
+
+    from twiga.tracking import TwigaTracker
+
+    fc, train, test = fitted
+    versions = []
+    for _ in range(2):
+        with TwigaTracker("server-test", tracking_uri=mlflow_server["url"]) as tracker:
+            tracker.log_model(fc, sample_input=test.head(200))
+            versions.append(tracker.register("alias-test"))
+    client = MlflowClient(tracking_uri=mlflow_server["url"])
+    assert versions[1] == versions[0] + 1
+    assert int(client.get_model_version_by_alias("alias-test", "champion").version) == versions[1]
+
+
+def test_unreachable_server_fails_fast_with_one_error(monkeypatch):
+    from twiga.core.errors import TrackingError
+    from twiga.tracking import TwigaTracker
+
+    port = _free_port()  # nothing listens on it
+    monkeypatch.setenv("TWIGA_MLFLOW_TRACKING_URI", f"http://127.0.0.1:{port}")
+    t0 = time.monotonic()
+    with pytest.raises(TrackingError, match=f"Cannot reach the MLflow tracking server at `http://127.0.0.1:{port}`"):
+        with TwigaTracker("nowhere"):
+            pass
+    # MLflow's own client would retry with back-off for minutes; the tracker gives up after one short probe
+    assert time.monotonic() - t0 < 10
