@@ -370,7 +370,9 @@ def _fix_links(body: str, page: str, nb_rel: str | None, nb_pages: dict[str, str
         target, frag = m.group(1), m.group(2) or ""
         base = os.path.dirname(nb_rel) if nb_rel else ""
         key = os.path.normpath(os.path.join(base, target)).replace(os.sep, "/")
-        return f'href="{_rel(nb_pages[key], page)}{frag}"' if key in nb_pages else m.group(0)
+        if key in nb_pages: return f'href="{_rel(nb_pages[key], page)}{frag}"'
+        if (NBS / key).is_file(): return f'href="{_rel(page_path(NBS / key), page)}{frag}"'  # a page this build skipped
+        return m.group(0)
     return re.sub(r'href="(?!https?:|/)([^"#]+\.ipynb)(#[^"]*)?"', ipynb, body)
 
 

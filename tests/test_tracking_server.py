@@ -2,75 +2,26 @@
 `TWIGA_MLFLOW_TRACKING_URI`; and against a server that is not there."""
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from _mlflow_helpers import ENV, free_port, start_mlflow_server, stop_group
+
 pytestmark = pytest.mark.timeout(600)
-
-MLFLOW = Path(sys.executable).parent / "mlflow"
-ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    "Stop the server's whole process group (mlflow server spawns uvicorn workers), SIGKILL if it lingers."
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        except ProcessLookupError:
-            pass
-    try:  # workers left behind in the group
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-
 
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory):
     "A real MLflow tracking server: SQLite backend, proxied artefact store, both in a temporary directory."
     d = tmp_path_factory.mktemp("mlflow-server")
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    cmd = [str(MLFLOW), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-           "--backend-store-uri", f"sqlite:///{d}/backend.db", "--artifacts-destination", str(d / "artifacts")]
-    # no background job runner (GenAI evaluation jobs): it adds seven huey processes and slows start and stop
-    env = {**os.environ, **ENV, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    with open(d / "server.log", "w") as out:
-        proc = subprocess.Popen(cmd, cwd=d, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env)
+    proc, url = start_mlflow_server(d, f"sqlite:///{d}/backend.db")
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"mlflow server exited with {proc.returncode}:\n{(d / 'server.log').read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(url + "/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"mlflow server not healthy after 180 s:\n{(d / 'server.log').read_text()[-3000:]}")
-            time.sleep(0.5)
         yield {"url": url, "dir": d}
     finally:
-        _stop(proc)
+        stop_group(proc)
 
 
 @pytest.fixture(scope="module")
@@ -173,7 +124,7 @@ def test_unreachable_server_fails_fast_with_one_error(monkeypatch):
     from twiga.core.errors import TrackingError
     from twiga.tracking import TwigaTracker
 
-    port = _free_port()  # nothing listens on it
+    port = free_port()  # nothing listens on it
     monkeypatch.setenv("TWIGA_MLFLOW_TRACKING_URI", f"http://127.0.0.1:{port}")
     t0 = time.monotonic()
     with pytest.raises(TrackingError, match=f"Cannot reach the MLflow tracking server at `http://127.0.0.1:{port}`"):
