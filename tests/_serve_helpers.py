@@ -1,0 +1,150 @@
+"""Shared machinery of the serving tests and benchmark: small forecasters fitted on the bundled ERCOT data, and
+a real uvicorn process on 127.0.0.1 that is always stopped (by its pid) when the test ends."""
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+HORIZON, LOOKBACK = 48, 336  # the shape of the issue's benchmark: 30-min steps, one day ahead, one week back
+
+
+def ercot(start="2018-02-01", end="2018-07-01"):
+    "A slice of the bundled data at 30-min steps (the default one has no missing demand)."
+    from twiga.datasets import load_ercot
+    return load_ercot(start, end, freq="30min")
+
+
+def make_forecaster(checkpoint_dir, n_estimators=60, seed=42, horizon=HORIZON, lookback=LOOKBACK, models=("lightgbm",)):
+    "An unfitted forecaster of the benchmark's shape whose checkpoints go to `checkpoint_dir`."
+    from sklearn.preprocessing import RobustScaler, StandardScaler
+    from twiga import TwigaForecaster
+    from twiga.core.config import DataPipelineConfig, ForecasterConfig
+    from twiga.datasets import ERCOT_LATITUDE, ERCOT_LONGITUDE
+    from twiga.models.baseline.seasonal_naive_model import SEASONALNAIVEConfig
+    from twiga.models.ml import LIGHTGBMConfig
+    data = DataPipelineConfig(target_feature="demand_mwh", period="30min", latitude=ERCOT_LATITUDE, longitude=ERCOT_LONGITUDE,
+                              calendar_features=["hour", "dayofweek", "day_night"],
+                              exogenous_features=["temperature_c", "ghi_wm2", "specific_humidity"],
+                              forecast_horizon=horizon, lookback_window_size=lookback, stride=horizon,
+                              input_scaler=StandardScaler(), target_scaler=RobustScaler())
+    configs = {"lightgbm": LIGHTGBMConfig(n_estimators=n_estimators, seed=seed, max_train_rows=60_000),
+               "seasonal_naive": SEASONALNAIVEConfig(period="7D", freq="30min")}
+    return TwigaForecaster(data_params=data, model_params=[configs[m] for m in models],
+                           train_params=ForecasterConfig(checkpoints_path=str(checkpoint_dir)))
+
+
+def fit_and_save(checkpoint_dir, train, n_estimators=60, seed=42, **kw):
+    "Fit a forecaster on `train`, save it as a new checkpoint version; return (forecaster, version)."
+    from twiga.checkpoints import CheckpointStore
+    fc = make_forecaster(checkpoint_dir, n_estimators=n_estimators, seed=seed, **kw).fit(train)
+    fc.on_save_checkpoint()
+    return fc, CheckpointStore(checkpoint_dir).current_version()
+
+
+def records(df) -> list[dict]:
+    "JSON-ready records of a frame (timestamps as ISO strings, NaN as null)."
+    out = df.assign(timestamp=df["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    return json.loads(out.to_json(orient="records"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def request(port, method, path, body=None, headers=None, timeout=60, raw=None):
+    "One HTTP request on a fresh connection; returns (status, parsed JSON or text)."
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        hdrs = {"content-type": "application/json", **(headers or {})} if data is not None else dict(headers or {})
+        conn.request(method, path, body=data, headers=hdrs)
+        r = conn.getresponse()
+        text = r.read().decode()
+        try: return r.status, json.loads(text)
+        except ValueError: return r.status, text
+    finally: conn.close()
+
+
+class Client:
+    "A keep-alive HTTP client on one connection (one per thread), for load loops."
+    def __init__(self, port, timeout=60):
+        self.port, self.timeout, self.conn = port, timeout, None
+
+    def post(self, path, data: bytes, headers=None):
+        for attempt in range(2):
+            if self.conn is None: self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
+            try:
+                self.conn.request("POST", path, body=data, headers={"content-type": "application/json", **(headers or {})})
+                r = self.conn.getresponse()
+                return r.status, r.read()
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                self.close()  # the server closed an idle keep-alive connection: reconnect once
+                if attempt: raise
+
+    def close(self):
+        if self.conn is not None: self.conn.close()
+        self.conn = None
+
+
+class Server:
+    "A real uvicorn process serving `twiga.serve:app_from_env` (or `run_server`) on 127.0.0.1."
+    def __init__(self, checkpoint_dir, report_dir, workers=1, env=None, via_run_server=False, log_path=None):
+        self.port, self.workers, self.via_run_server = free_port(), workers, via_run_server
+        self.env = {**os.environ, "TWIGA_MODEL_CHECKPOINT_DIR": str(checkpoint_dir), "TWIGA_SERVE_REPORT_DIR": str(report_dir),
+                    "TWIGA_SERVE_RELOAD_POLL_SECONDS": "0.5", "TWIGA_LOG_LEVEL": "INFO", **(env or {})}
+        self.env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        self.log_path = Path(log_path or Path(report_dir) / f"uvicorn-{self.port}.log")
+        self.proc = None
+
+    def start(self, timeout=90.0) -> "Server":
+        if self.via_run_server:
+            code = (f"from twiga.serve import run_server; run_server(host='127.0.0.1', port={self.port}, "
+                    f"workers={self.workers}, log_level='warning')")
+            cmd = [sys.executable, "-c", code]
+        else:
+            cmd = [sys.executable, "-m", "uvicorn", "twiga.serve:app_from_env", "--factory", "--host", "127.0.0.1",
+                   "--port", str(self.port), "--workers", str(self.workers), "--log-level", "warning"]
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.log = open(self.log_path, "wb")
+        self.t0 = time.perf_counter()
+        self.proc = subprocess.Popen(cmd, env=self.env, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.healthy_after = self.wait_healthy(timeout)
+        return self
+
+    def wait_healthy(self, timeout) -> float:
+        "Seconds from start until /health answers with a loaded model."
+        deadline = time.perf_counter() + timeout
+        while time.perf_counter() < deadline:
+            if self.proc.poll() is not None: raise RuntimeError(f"uvicorn exited with {self.proc.returncode}:\n{self.logs()}")
+            try:
+                status, body = request(self.port, "GET", "/health", timeout=5)
+                if status == 200 and body.get("loaded"): return time.perf_counter() - self.t0
+            except OSError: pass
+            time.sleep(0.05)
+        raise TimeoutError(f"uvicorn did not become healthy in {timeout} s:\n{self.logs()}")
+
+    def logs(self) -> str:
+        self.log.flush()
+        return self.log_path.read_text(errors="replace")[-5000:]
+
+    def stop(self):
+        if self.proc is None or self.proc.poll() is not None: return
+        os.killpg(self.proc.pid, signal.SIGTERM)  # the process group we started: uvicorn and its workers
+        try: self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+        self.log.close()
+
+    def __enter__(self): return self.start()
+    def __exit__(self, *exc): self.stop()
