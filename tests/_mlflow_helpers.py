@@ -1,0 +1,179 @@
+"""Shared machinery of the tracking-server tests: a real `mlflow server` (SQLite or PostgreSQL backend) and a throwaway
+PostgreSQL cluster from Debian's packages, both on 127.0.0.1 and always stopped (by pid) when the test ends."""
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+MLFLOW = Path(sys.executable).parent / "mlflow"
+ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
+# the Debian line that provides PostgreSQL (`./dev test` installs it when root on a fresh machine)
+POSTGRES_INSTALL = "apt-get update && apt-get install -y postgresql"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stop_group(proc: subprocess.Popen, timeout: float = 15) -> None:
+    "Stop a process started with `start_new_session=True` and its whole group (e.g. uvicorn workers); SIGKILL if it lingers."
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        except ProcessLookupError:
+            pass
+    try:  # workers left behind in the group
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 180) -> None:
+    "Wait until `url`/health answers 200; raise with the server's log if it exits or the time runs out."
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"mlflow server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url + "/health", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"mlflow server not healthy after {timeout} s:\n{log.read_text()[-3000:]}")
+        time.sleep(0.5)
+
+
+def start_mlflow_server(directory: Path, backend_store_uri: str, workers: int = 1, timeout: float = 180) -> tuple[subprocess.Popen, str]:
+    "Start `mlflow server` on a free loopback port with `backend_store_uri` and a proxied artefact store in `directory`."
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    cmd = [str(MLFLOW), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+           "--backend-store-uri", backend_store_uri, "--artifacts-destination", str(directory / "artifacts")]
+    # no background job runner (GenAI evaluation jobs): it adds seven huey processes and slows start and stop
+    env = {**os.environ, **ENV, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    log = directory / "server.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, cwd=directory, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env)
+    try:
+        wait_healthy(url, proc, log, timeout)
+    except BaseException:
+        stop_group(proc)
+        raise
+    return proc, url
+
+
+# ---------------------------------------------------------------- PostgreSQL
+
+def postgres_bindir() -> Path | None:
+    "Directory of `initdb` and `pg_ctl`: on PATH, else Debian's /usr/lib/postgresql/<major>/bin (newest)."
+    found = shutil.which("initdb")
+    if found and shutil.which("pg_ctl"): return Path(found).resolve().parent
+    dirs = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parts[-3]) if Path(p).parts[-3].isdigit() else 0)
+    return Path(dirs[-1]).parent if dirs else None
+
+
+class Postgres:
+    "A throwaway PostgreSQL cluster: initdb in a temp dir, listening on 127.0.0.1:<free port> only, stopped and deleted by `stop()`."
+    def __init__(self, user: str = "twiga", database: str = "mlflow"):
+        self.bindir = postgres_bindir()
+        if self.bindir is None: raise FileNotFoundError(f"PostgreSQL is not installed (no initdb). Install it with: {POSTGRES_INSTALL}")
+        self.user, self.database, self.password = user, database, secrets.token_hex(12)
+        self.port, self.started = free_port(), False
+        # PostgreSQL refuses to run as root: as root, the cluster belongs to the `postgres` system user (Debian's package makes it)
+        self.os_user = "postgres" if os.geteuid() == 0 else None
+        # directly under /tmp: pytest's own temp dirs are private to root and the `postgres` user could not enter them
+        self.dir = Path(tempfile.mkdtemp(prefix="twiga-pg-"))
+        self.data, self.sockets, self.log = self.dir / "data", self.dir / "sockets", self.dir / "postgres.log"
+
+    def _run(self, *args, timeout=180) -> subprocess.CompletedProcess:
+        cmd = [str(self.bindir / args[0]), *map(str, args[1:])]
+        if self.os_user: cmd = ["runuser", "-u", self.os_user, "--", *cmd]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=self.dir)
+        if done.returncode != 0:
+            tail = self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
+            raise RuntimeError(f"{args[0]} failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}\n{tail}")
+        return done
+
+    def start(self) -> "Postgres":
+        try: self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        self.sockets.mkdir()
+        pwfile = self.dir / "pwfile"
+        pwfile.write_text(self.password + "\n")
+        if self.os_user:
+            pw = pwd.getpwnam(self.os_user)
+            for p in (self.dir, self.sockets, pwfile): os.chown(p, pw.pw_uid, pw.pw_gid)
+        # password (SCRAM) over TCP like a real server; trust only on the private unix socket in our temp dir
+        self._run("initdb", "-D", self.data, "-U", self.user, "--pwfile", pwfile, "--auth-host=scram-sha-256",
+                  "--auth-local=trust", "-E", "UTF8", "--no-sync", "--no-instructions")
+        pwfile.unlink()
+        opts = (f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.sockets} -c fsync=off -c synchronous_commit=off "
+                "-c full_page_writes=off -c max_connections=100 -c shared_buffers=32MB")
+        self._run("pg_ctl", "-D", self.data, "-o", opts, "-l", self.log, "-w", "-t", "120", "start")
+        self.started = True
+        import psycopg2
+        conn = psycopg2.connect(host="127.0.0.1", port=self.port, user=self.user, password=self.password, dbname="postgres")
+        try:
+            conn.autocommit = True
+            with conn.cursor() as cur: cur.execute(f'CREATE DATABASE "{self.database}"')
+        finally: conn.close()
+
+    @property
+    def uri(self) -> str:
+        "SQLAlchemy URI of the database, password included: the psycopg2 driver named (SQLAlchemy 2.1 defaults to psycopg 3)."
+        return f"postgresql+psycopg2://{self.user}:{self.password}@127.0.0.1:{self.port}/{self.database}"
+
+    def query(self, sql: str) -> list[tuple]:
+        "Rows of one SQL query against the database."
+        import psycopg2
+        conn = psycopg2.connect(host="127.0.0.1", port=self.port, user=self.user, password=self.password, dbname=self.database)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql)
+                return cur.fetchall()
+        finally: conn.close()
+
+    def postmaster_pid(self) -> int | None:
+        try: return int((self.data / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError): return None
+
+    def stop(self) -> None:
+        "Stop the server (fast shutdown, then SIGKILL of its postmaster by pid) and delete the cluster."
+        try:
+            if self.started:
+                pid = self.postmaster_pid()
+                try: self._run("pg_ctl", "-D", self.data, "-m", "fast", "-w", "-t", "60", "stop", timeout=90)
+                except (RuntimeError, subprocess.TimeoutExpired):
+                    if pid:
+                        try: os.kill(pid, signal.SIGKILL)
+                        except ProcessLookupError: pass
+                self.started = False
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self): return self.start()
+    def __exit__(self, *exc): self.stop()
