@@ -36,7 +36,7 @@ class TwigaSettings(BaseSettings):
     serve_workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes")
     serve_max_records: int = Field(100_000, ge=1, description="Largest number of records accepted in one request (413 above)")
     serve_reload_poll_seconds: float = Field(2.0, ge=0, description="How often each worker checks the checkpoint manifest for a new current version (0: never)")
-    serve_reload_url: str = Field("http://127.0.0.1:8000", description="Base URL flows POST /reload to after a promotion")
+    serve_reload_url: str | None = Field(None, description="Base URL of the serving API that flows POST /reload to after a promotion (unset: none)")
     # monitoring
     drift_method: Literal["ks", "wasserstein", "psi"] = Field("ks", description="Per-feature drift test")
     drift_threshold: float = Field(0.05, gt=0, description="p-value below which (K-S) or distance above which a feature drifts")
@@ -48,7 +48,7 @@ class TwigaSettings(BaseSettings):
     @classmethod
     def _upper(cls, v): return v.upper() if isinstance(v, str) else v
 
-    @field_validator("serve_api_key", mode="before")
+    @field_validator("serve_api_key", "serve_reload_url", mode="before")
     @classmethod
     def _empty_key_is_none(cls, v): return None if v in ("", None) else v
 

@@ -16,6 +16,23 @@ LOG_FORMAT = "%(asctime)s | %(levelname)s | %(name)s | %(message)s"
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 _HANDLER_NAME = "twiga-console"
 
+class _ConsoleHandler(logging.StreamHandler):
+    "A stream handler that, unless given a stream, writes to whatever `sys.stderr` is at the time of each record."
+    def __init__(self, stream=None):
+        self._sys = sys  # kept on the instance: logging flushes handlers at exit, after module globals are gone
+        super().__init__(stream)
+        self._follow = stream is None
+
+    @property
+    def stream(self): return self._sys.stderr if self._follow else self._stream
+
+    @stream.setter
+    def stream(self, value): self._stream = value
+
+    def setStream(self, stream):
+        self._follow = stream is None
+        return super().setStream(stream or self._sys.stderr)
+
 def get_logger(name: str = "twiga") -> logging.Logger:
     "A logger under the `twiga` namespace: `get_logger('tutorial')` logs as `twiga.tutorial`."
     if name != "twiga" and not name.startswith("twiga."): name = f"twiga.{name}"
@@ -32,10 +49,10 @@ def configure(level: str | int | None = None, # level name or number; default `T
     root.setLevel(level)
     handler = next((h for h in root.handlers if h.get_name() == _HANDLER_NAME), None)
     if handler is None:
-        handler = logging.StreamHandler(stream or sys.stderr)
+        handler = _ConsoleHandler(stream)
         handler.set_name(_HANDLER_NAME)
         handler.setFormatter(logging.Formatter(LOG_FORMAT, DATE_FORMAT))
         root.addHandler(handler)
-    elif stream is not None: handler.setStream(stream)
+    else: handler.setStream(stream)
     root.propagate = False
     return root

@@ -163,6 +163,7 @@ def _promote(res, chall, store_dir, holdout, tracker, register, registered_model
     if tracker is not None and register:
         res.registered_version = int(_run(register_champion, tracker=tracker, forecaster=chall, name=registered_model,
                                           sample_input=holdout, tags={"checkpoint_version": res.checkpoint_version}))
+    reload_url = reload_url or load_settings().serve_reload_url
     if reload_url:
         answer = _run(post_reload, url=reload_url, version=res.checkpoint_version, api_key=api_key)
         res.reload_url, res.reload_status, res.reload_error = answer["url"], answer["status"], answer["error"]
@@ -295,7 +296,7 @@ def build_deployment(name: str = "weekly-retrain", # deployment name
     try: schedule = Cron(cron, timezone=timezone)
     except ValueError as e: raise ConfigError(f"Argument `cron` must be a cron expression such as '0 2 * * 1'. Got {cron!r} ({e}).") from None
     return fl.to_deployment(name=name, schedules=[schedule], parameters=params, tags=tags or ["twiga"], work_pool_name=work_pool_name,
-                            entrypoint_type=EntrypointType.MODULE_PATH)
+                            entrypoint_type=EntrypointType.MODULE_PATH, _sync=True)  # a deployment, not a coroutine, inside Jupyter too
 
 def serve_deployments(*deployments) -> None:
     "Register `deployments` with the Prefect API and run their scheduled flow runs in this process (blocks)."

@@ -323,7 +323,8 @@ def post_reload(url: str | None = None, # base URL of the serving API; default `
     "POST `{url}/reload`; return `{url, status, body, error}` instead of raising when the server fails."
     import httpx
     settings = load_settings()
-    url = (url or settings.serve_reload_url).rstrip("/")
+    url = (url or settings.serve_reload_url or "").rstrip("/")
+    if not url: return {"url": None, "status": None, "body": None, "error": "no reload URL: pass `url` or set TWIGA_SERVE_RELOAD_URL"}
     if api_key is None and settings.serve_api_key is not None: api_key = settings.serve_api_key.get_secret_value()
     headers = {"X-API-Key": api_key} if api_key else {}
     out = {"url": f"{url}/reload", "status": None, "body": None, "error": None}
