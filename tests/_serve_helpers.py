@@ -22,6 +22,12 @@ def ercot(start="2018-02-01", end="2018-07-01"):
     return load_ercot(start, end, freq="30min")
 
 
+def ercot_split(cut="2018-05-15T00:00:00Z", start="2018-02-01", end="2018-07-01"):
+    "The serving tests' ERCOT slice, split at `cut` into (train, test)."
+    df = ercot(start, end)
+    return (df[df["timestamp"] < cut].reset_index(drop=True), df[df["timestamp"] >= cut].reset_index(drop=True))
+
+
 def make_forecaster(checkpoint_dir, n_estimators=60, seed=42, horizon=HORIZON, lookback=LOOKBACK, models=("lightgbm",)):
     "An unfitted forecaster of the benchmark's shape whose checkpoints go to `checkpoint_dir`."
     from sklearn.preprocessing import RobustScaler, StandardScaler

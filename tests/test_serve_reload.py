@@ -11,7 +11,7 @@ import pytest
 
 from twiga.checkpoints import CheckpointStore
 
-from _serve_helpers import HORIZON, LOOKBACK, Client, Server, ercot, fit_and_save, records, request
+from _serve_helpers import HORIZON, LOOKBACK, Client, Server, ercot_split, fit_and_save, records, request
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -20,9 +20,7 @@ pytestmark = pytest.mark.timeout(600)
 def two_versions(tmp_path_factory):
     "A checkpoint store with two versions that forecast differently, and 8 one-lookback windows to ask about."
     base = tmp_path_factory.mktemp("serve_reload")
-    df = ercot("2018-02-01", "2018-07-01")
-    train = df[df["timestamp"] < "2018-05-15T00:00:00Z"].reset_index(drop=True)
-    test = df[df["timestamp"] >= "2018-05-15T00:00:00Z"].reset_index(drop=True)
+    train, test = ercot_split()
     ckpt = base / "checkpoints"
     fit_and_save(ckpt, train, n_estimators=30, seed=1)
     fit_and_save(ckpt, train, n_estimators=90, seed=2)

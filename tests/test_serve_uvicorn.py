@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from _serve_helpers import LOOKBACK, Server, ercot, fit_and_save, records, request
+from _serve_helpers import LOOKBACK, Server, ercot_split, fit_and_save, records, request
 
 pytestmark = pytest.mark.timeout(600)
 KEY = "k3y-th4t-must-n0t-be-logged"
@@ -17,9 +17,7 @@ KEY = "k3y-th4t-must-n0t-be-logged"
 def served(tmp_path_factory):
     "A checkpoint store with one version, a running server on it, and test data."
     base = tmp_path_factory.mktemp("serve_uvicorn")
-    df = ercot("2018-02-01", "2018-07-01")
-    train = df[df["timestamp"] < "2018-05-15T00:00:00Z"].reset_index(drop=True)
-    test = df[df["timestamp"] >= "2018-05-15T00:00:00Z"].reset_index(drop=True)
+    train, test = ercot_split()
     fit_and_save(base / "checkpoints", train)
     with Server(base / "checkpoints", base / "reports", env={"TWIGA_SERVE_API_KEY": KEY, "TWIGA_SERVE_MAX_RECORDS": "5000",
                                                              "TWIGA_LOG_LEVEL": "DEBUG"}) as srv:
