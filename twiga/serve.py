@@ -574,6 +574,9 @@ def add_health_route(app: FastAPI, state: ServeState):
     async def health() -> dict:
         "What is served, by which process; open without API key."
         s, tmpl = state.loader.served, state.loader.source.template
+        if s is None:  # a health check is the first thing a deployment asks: load the current checkpoint now
+            try: s = await state.served()
+            except TwigaError: s = None  # nothing to load yet, or a bad checkpoint: reported in `detail`
         info = _describe(s.forecaster) if s is not None else _describe(tmpl) if tmpl is not None else dict(
             models=[], forecast_horizon=None, lookback_window_size=None, targets=[], input_columns=[])
         return dict(status="ok" if s else "not_loaded", loaded=s is not None, version=getattr(s, "version", None),
