@@ -555,6 +555,12 @@ class ServeState:
         s = self.loader.served
         return s if s is not None else await anyio.to_thread.run_sync(self.loader.get)
 
+    async def run_on_records(self, fn, req, *args):
+        "Check the request size, then run `fn(state, served, req, *args)` in a worker thread on the served model."
+        self.check_size(req.records)
+        served = await self.served()
+        return await anyio.to_thread.run_sync(fn, self, served, req, *args)
+
     def check_size(self, records: list):
         "Refuse more than `settings.serve_max_records` records with 413."
         if len(records) > self.settings.serve_max_records:
@@ -612,15 +618,11 @@ def add_predict_routes(app: FastAPI, state: ServeState, dependencies: list):
     @app.post("/predict", response_model=ForecastResponse, **kw)
     async def predict(req: PredictRequest) -> dict:
         "Point forecasts of every model (and their ensemble) for the latest window, or every window."
-        state.check_size(req.records)
-        served = await state.served()
-        return await anyio.to_thread.run_sync(_predict, state, served, req, False)
+        return await state.run_on_records(_predict, req, False)
     @app.post("/predict-interval", response_model=IntervalResponse, **kw)
     async def predict_interval(req: IntervalRequest) -> dict:
         "Conformal prediction intervals at `coverage`, for every model (and their ensemble)."
-        state.check_size(req.records)
-        served = await state.served()
-        return await anyio.to_thread.run_sync(_predict, state, served, req, True)
+        return await state.run_on_records(_predict, req, True)
 
 # %% ../nbs/30_serve.ipynb #22bec392
 _all_ = ["ForecastMonitor"]
@@ -679,15 +681,11 @@ def add_monitor_routes(app: FastAPI, state: ServeState, dependencies: list):
     @app.post("/monitor/drift", response_model=DriftResponse, **kw)
     async def drift(req: DriftRequest) -> dict:
         "Data drift of the records against the reference."
-        state.check_size(req.records)
-        served = await state.served()
-        return await anyio.to_thread.run_sync(_drift, state, served, req)
+        return await state.run_on_records(_drift, req)
     @app.post("/monitor/actuals", response_model=PerformanceResponse, **kw)
     async def actuals(req: ActualsRequest) -> dict:
         "Score the served forecasts against observed values."
-        state.check_size(req.records)
-        served = await state.served()
-        return await anyio.to_thread.run_sync(_actuals, state, served, req)
+        return await state.run_on_records(_actuals, req)
     @app.get("/monitor/performance", response_model=PerformanceResponse, **kw)
     async def performance() -> dict:
         "The latest performance summary."
