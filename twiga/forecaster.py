@@ -227,20 +227,27 @@ TwigaForecaster._all_windows = _all_windows
 TwigaForecaster.predict = _predict
 
 # %% ../nbs/16_forecaster.ipynb #354ef300
-def _tidy(times: pd.DatetimeIndex, origins: np.ndarray, preds: dict, targets: list[str], horizon: int, windows=None) -> pd.DataFrame:
+def _tidy(times: pd.DatetimeIndex, origins: np.ndarray, preds: dict, targets: list[str], horizon: int, windows=None,
+          window_column: bool = True, # include the `window` column
+         ) -> pd.DataFrame:
     "One row per window, model, step and target (`windows`: the windows' numbers, default 0, 1, ...)."
     T, k = target_rows(origins, horizon), len(origins)
     windows = np.arange(k) if windows is None else np.asarray(windows)
-    base = dict(origin=np.repeat(times[origins - 1], horizon), timestamp=times[T.ravel()], step=np.tile(np.arange(1, horizon + 1), k))
-    parts = [pd.DataFrame({**base, "window": np.repeat(windows, horizon), "model": name, "target": t, "value": a[:, :, j].ravel()})
-             for name, a in preds.items() for j, t in enumerate(targets)]
-    return pd.concat(parts, ignore_index=True)[["window", "origin", "timestamp", "model", "step", "target", "value"]]
+    blocks = [(name, t, a[:, :, j].ravel()) for name, a in preds.items() for j, t in enumerate(targets)]  # k * horizon rows each
+    n = len(blocks)
+    cols = {"window": np.tile(np.repeat(windows, horizon), n)} if window_column else {}
+    cols |= {"origin": times[np.tile(np.repeat(origins - 1, horizon), n)], "timestamp": times[np.tile(T.ravel(), n)],
+             "model": np.repeat(np.array([b[0] for b in blocks], dtype=object), k * horizon),
+             "step": np.tile(np.arange(1, horizon + 1), k * n),
+             "target": np.repeat(np.array([b[1] for b in blocks], dtype=object), k * horizon),
+             "value": np.concatenate([b[2] for b in blocks]) if blocks else np.empty(0)}
+    return pd.DataFrame(cols)
 
 def _latest_window(self, df: pd.DataFrame) -> tuple[SeriesData, np.ndarray, str]:
     "Series and origin of the window starting right after the last observed target of `df`."
     c, L, H = self.data_params, self.window.lookback, self.window.horizon
     d = validate_frame(df, c, min_rows=L)
-    last = int(np.flatnonzero(d[c.targets].notna().all(axis=1).to_numpy())[-1])
+    last = int(np.flatnonzero(np.logical_and.reduce([~np.isnan(d[t].to_numpy()) for t in c.targets]))[-1])
     if last + 1 < L:
         raise InvalidInputError(f"Argument `df` has {last + 1} rows up to its last observed target ({d[c.date_column].iloc[last]}); "
                                 f"a forecast needs {L} (`lookback_window_size`).")
@@ -260,8 +267,8 @@ def _forecast(self, df: pd.DataFrame, # history (and, optionally, future rows wi
     "Tidy forecasts: origin, timestamp, model, step, target, value (the latest window by default)."
     self._check_fitted()
     s, origins, _ = self._all_windows(df) if all_windows else self._latest_window(df)
-    out = _tidy(s.times, origins, _combine(self._forecast_arrays(s, origins), ensemble_strategy), self.data_params.targets, self.window.horizon)
-    return out if all_windows else out.drop(columns="window")
+    return _tidy(s.times, origins, _combine(self._forecast_arrays(s, origins), ensemble_strategy), self.data_params.targets,
+                 self.window.horizon, window_column=all_windows)
 
 TwigaForecaster.forecast = _forecast
 

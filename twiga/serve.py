@@ -29,7 +29,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import APIKeyHeader
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .checkpoints import MANIFEST_NAME, CheckpointStore
@@ -42,10 +42,10 @@ from .core.utils import configure, get_logger
 __all__ = ['log', 'Value', 'ERROR_RESPONSES', 'RecordsRequest', 'PredictRequest', 'IntervalRequest', 'ForecastPoint',
            'IntervalPoint', 'ModelForecast', 'ModelInterval', 'ForecastResponse', 'IntervalResponse', 'HealthResponse',
            'ReloadRequest', 'ReloadResponse', 'DriftRequest', 'DriftResponse', 'ActualsRequest', 'PerformanceResponse',
-           'ErrorResponse', 'records_to_frame', 'add_error_handlers', 'api_key_dependencies', 'ServeMetrics',
-           'ServeMiddleware', 'ServedModel', 'CheckpointSource', 'ModelLoader', 'ForecastLog', 'ServeState',
-           'add_health_route', 'add_predict_routes', 'add_monitor_routes', 'add_admin_routes', 'follow_store',
-           'create_app', 'app_from_env', 'run_server', 'ForecastMonitor']
+           'ErrorResponse', 'records_to_frame', 'add_error_handlers', 'parse_body', 'json_body', 'api_key_dependencies',
+           'ServeMetrics', 'ServeMiddleware', 'ServedModel', 'CheckpointSource', 'ModelLoader', 'served_columns',
+           'ForecastLog', 'ServeState', 'add_health_route', 'add_predict_routes', 'add_monitor_routes',
+           'add_admin_routes', 'follow_store', 'create_app', 'app_from_env', 'run_server', 'ForecastMonitor']
 
 # %% ../nbs/30_serve.ipynb #f48e5a05
 log = get_logger("serve")
@@ -232,7 +232,8 @@ def _validation_message(exc: RequestValidationError) -> str:
     for e in exc.errors():
         loc = [str(p) for p in e.get("loc", ()) if p != "body"]
         if e.get("type") == "json_invalid":
-            lines.append(f"The request body is not valid JSON: {e.get('ctx', {}).get('error', e.get('msg'))} at character {loc[0] if loc else '?'}.")
+            at = f" at character {loc[0]}" if loc else ""  # FastAPI's parser gives the character, pydantic's the line and column
+            lines.append(f"The request body is not valid JSON: {e.get('ctx', {}).get('error', e.get('msg'))}{at}.")
         else:
             where = "`" + ".".join(loc) + "`" if loc else "the body"
             lines.append(f"Argument {where}: {e.get('msg')}. Got {_short(e.get('input'))}.")
@@ -260,6 +261,24 @@ def add_error_handlers(app: FastAPI, on_bug=None): # `on_bug(request, exc)` is c
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(Exception, bug)
     return app
+
+# %% ../nbs/30_serve.ipynb #01b75707
+def parse_body(model: type[BaseModel], # the body's model
+               raw: bytes, # the request body
+              ) -> BaseModel:
+    "`raw` parsed and validated as `model` by pydantic's JSON parser; `RequestValidationError` (a 422) names each problem."
+    if not raw.strip(): raise InvalidInputError(f"The request body is empty: send a JSON object with {_fields(model)}.")
+    try: return model.model_validate_json(raw)
+    except ValidationError as e: raise RequestValidationError(e.errors(include_url=False)) from None
+
+def _fields(model: type[BaseModel]) -> str:
+    return ", ".join(f"`{n}`" for n, f in model.model_fields.items() if f.is_required()) or "its fields"
+
+def json_body(model: type[BaseModel]) -> dict:
+    "`openapi_extra` of a route whose required JSON body is `model`, parsed by the route itself (`parse_body`)."
+    schema = model.model_json_schema()
+    if "$defs" in schema: raise TypeError(f"json_body takes a flat model; {model.__name__} nests other models.")
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 # %% ../nbs/30_serve.ipynb #db2f5bf9
 def api_key_dependencies(settings: TwigaSettings) -> list:
@@ -495,9 +514,18 @@ ModelLoader.reload, ModelLoader.refresh = _reload, _refresh
 
 # %% ../nbs/30_serve.ipynb #a2e1b85b
 def _iso(values) -> list[str]:
-    "UTC ISO 8601 strings of a datetime column, vectorised."
-    arr = pd.to_datetime(pd.Series(values), utc=True).dt.tz_localize(None).to_numpy().astype("datetime64[s]")
-    return [f"{s}Z" for s in np.datetime_as_string(arr)]
+    "UTC ISO 8601 strings of a datetime column (naive times are taken as UTC), vectorised."
+    idx = pd.DatetimeIndex(values)
+    if idx.tz is not None: idx = idx.tz_convert("UTC").tz_localize(None)
+    return [f"{s}Z" for s in np.datetime_as_string(idx.to_numpy().astype("datetime64[s]"))]
+
+def served_columns(tidy: pd.DataFrame, # a tidy forecast frame (origin, timestamp, model, step, target, value, ...)
+                   values: list[str] = ["value"], # its value columns to keep
+                  ) -> dict[str, list]:
+    "The columns of a tidy forecast frame as JSON-ready lists: UTC ISO 8601 times, int steps, float values."
+    return {"model": tidy["model"].astype(str).tolist(), "origin": _iso(tidy["origin"]), "timestamp": _iso(tidy["timestamp"]),
+            "step": tidy["step"].astype(int).tolist(), "target": tidy["target"].astype(str).tolist()} | {
+            c: tidy[c].astype(float).tolist() for c in values}
 
 class ForecastLog:
     "Forecasts served by this process, appended to a CSV file per process for later scoring."
@@ -507,23 +535,39 @@ class ForecastLog:
                  max_bytes: int = 64 * 2**20, # rotate a file above this size
                 ):
         self.directory, self.max_bytes, self._lock = Path(directory), max_bytes, threading.Lock()
+        self._file, self._file_id = None, None  # the open file and the (device, inode) it was opened as
 
     @property
     def path(self) -> Path: return self.directory / f"forecasts-{os.getpid()}.csv"
 
-    def append(self, tidy: pd.DataFrame, version: int | None):
-        "Append the rows of a tidy forecast frame (origin, timestamp, model, step, target, value)."
+    def append(self, cols: dict[str, list], # `served_columns` of a tidy forecast frame
+               version: int | None):
+        "Append served forecasts, one row per model, target and time step."
         served_at, v = round(time.time(), 3), -1 if version is None else version
-        rows = zip(tidy["model"], tidy["target"], _iso(tidy["origin"]), _iso(tidy["timestamp"]), tidy["step"], tidy["value"].astype(float))
+        rows = [(served_at, v, *r) for r in zip(cols["model"], cols["target"], cols["origin"], cols["timestamp"], cols["step"], cols["value"])]
         with self._lock:
+            f = self._open()
+            csv.writer(f).writerows(rows)
+            f.flush()  # readers (`latest`, in any process) see whole rows
+
+    def _open(self):
+        "This process's file, kept open; reopened when it was removed or moved, rotated when it grew past `max_bytes`."
+        path = self.path
+        try: st = os.stat(path)
+        except FileNotFoundError: st = None
+        if st is not None and st.st_size > self.max_bytes: path.replace(path.with_suffix(".csv.1")); st = None
+        if st is None or (st.st_dev, st.st_ino) != self._file_id:
+            self.close()
             self.directory.mkdir(parents=True, exist_ok=True)
-            path = self.path
-            if path.exists() and path.stat().st_size > self.max_bytes: path.replace(path.with_suffix(".csv.1"))
-            new = not path.exists()
-            with open(path, "a", encoding="utf-8", newline="") as f:
-                w = csv.writer(f)
-                if new: w.writerow(self.columns)
-                w.writerows((served_at, v, *row) for row in rows)
+            self._file = open(path, "a", encoding="utf-8", newline="")
+            if self._file.tell() == 0: csv.writer(self._file).writerow(self.columns)
+            st = os.fstat(self._file.fileno()); self._file_id = (st.st_dev, st.st_ino)
+        return self._file
+
+    def close(self):
+        "Close the open file (the next `append` opens it again)."
+        if self._file is not None: self._file.close()
+        self._file, self._file_id = None, None
 
     def latest(self, model: str) -> pd.DataFrame:
         "The latest forecast served by any process for each (timestamp, target) of `model`."
@@ -555,11 +599,16 @@ class ServeState:
         s = self.loader.served
         return s if s is not None else await anyio.to_thread.run_sync(self.loader.get)
 
-    async def run_on_records(self, fn, req, *args):
-        "Check the request size, then run `fn(state, served, req, *args)` in a worker thread on the served model."
-        self.check_size(req.records)
-        served = await self.served()
-        return await anyio.to_thread.run_sync(fn, self, served, req, *args)
+    async def run_on_records(self, request: Request, body: type[RecordsRequest], answer: type[BaseModel], fn, *args) -> Response:
+        "Answer `fn(state, served, req, *args)` as `answer` JSON, `req` the request's `body`: parsing, size check, model "
+        "and forecast all run in one worker thread, so the event loop only moves bytes."
+        raw = await request.body()
+        def work() -> Response:
+            req = parse_body(body, raw)
+            self.check_size(req.records)
+            out = fn(self, self.loader.get(), req, *args)
+            return Response(answer.model_validate(out).model_dump_json(), media_type="application/json")
+        return await anyio.to_thread.run_sync(work)
 
     def check_size(self, records: list):
         "Refuse more than `settings.serve_max_records` records with 413."
@@ -590,13 +639,11 @@ def add_health_route(app: FastAPI, state: ServeState):
                     pid=os.getpid(), detail=state.loader.last_error, **info)
 
 # %% ../nbs/30_serve.ipynb #b8e2eee5
-def _forecast_body(tidy: pd.DataFrame, cols: list[str]) -> list[dict]:
-    "Group a tidy forecast frame into `[{model, predictions: [...]}, ...]`, models in order of appearance."
-    out = {"origin": _iso(tidy["origin"]), "timestamp": _iso(tidy["timestamp"]), "step": tidy["step"].astype(int).tolist(),
-           "target": tidy["target"].astype(str).tolist()} | {c: tidy[c].astype(float).tolist() for c in cols}
-    keys, models = list(out), tidy["model"].astype(str).tolist()
+def _forecast_body(cols: dict[str, list]) -> list[dict]:
+    "Group `served_columns` into `[{model, predictions: [...]}, ...]`, models in order of appearance."
+    keys = [k for k in cols if k != "model"]
     grouped: dict[str, list] = {}
-    for i, m in enumerate(models): grouped.setdefault(m, []).append({k: out[k][i] for k in keys})
+    for i, m in enumerate(cols["model"]): grouped.setdefault(m, []).append({k: cols[k][i] for k in keys})
     return [{"model": m, "predictions": p} for m, p in grouped.items()]
 
 # %% ../nbs/30_serve.ipynb #2c70fddc
@@ -606,23 +653,23 @@ def _predict(state: ServeState, served: ServedModel, req: PredictRequest, interv
     fc = served.forecaster
     if interval: tidy = fc.predict_interval(df, coverage=req.coverage, all_windows=req.all_windows, ensemble_strategy=req.ensemble_strategy)
     else: tidy = fc.forecast(df, all_windows=req.all_windows, ensemble_strategy=req.ensemble_strategy)
-    state.forecasts.append(tidy, served.version)
+    cols = served_columns(tidy, ["value", "lower", "upper"] if interval else ["value"])
+    state.forecasts.append(cols, served.version)
     if not req.all_windows: state.last_frame = df
-    body = dict(forecasts=_forecast_body(tidy, ["value", "lower", "upper"] if interval else ["value"]),
-                version=served.version, n_records=len(df), n_windows=int(tidy["origin"].nunique()))
+    body = dict(forecasts=_forecast_body(cols), version=served.version, n_records=len(df), n_windows=len(set(cols["origin"])))
     return body | ({"coverage": req.coverage} if interval else {})
 
 def add_predict_routes(app: FastAPI, state: ServeState, dependencies: list):
     "`POST /predict` and `POST /predict-interval`."
     kw = dict(tags=["forecast"], dependencies=dependencies, responses=ERROR_RESPONSES)
-    @app.post("/predict", response_model=ForecastResponse, **kw)
-    async def predict(req: PredictRequest) -> dict:
+    @app.post("/predict", response_model=ForecastResponse, openapi_extra=json_body(PredictRequest), **kw)
+    async def predict(request: Request) -> Response:
         "Point forecasts of every model (and their ensemble) for the latest window, or every window."
-        return await state.run_on_records(_predict, req, False)
-    @app.post("/predict-interval", response_model=IntervalResponse, **kw)
-    async def predict_interval(req: IntervalRequest) -> dict:
+        return await state.run_on_records(request, PredictRequest, ForecastResponse, _predict, False)
+    @app.post("/predict-interval", response_model=IntervalResponse, openapi_extra=json_body(IntervalRequest), **kw)
+    async def predict_interval(request: Request) -> Response:
         "Conformal prediction intervals at `coverage`, for every model (and their ensemble)."
-        return await state.run_on_records(_predict, req, True)
+        return await state.run_on_records(request, IntervalRequest, IntervalResponse, _predict, True)
 
 # %% ../nbs/30_serve.ipynb #22bec392
 _all_ = ["ForecastMonitor"]
@@ -678,14 +725,14 @@ def _jsonable(d: dict) -> dict:
 def add_monitor_routes(app: FastAPI, state: ServeState, dependencies: list):
     "`POST /monitor/drift`, `POST /monitor/actuals`, `GET /monitor/performance`."
     kw = dict(tags=["monitoring"], dependencies=dependencies, responses=ERROR_RESPONSES)
-    @app.post("/monitor/drift", response_model=DriftResponse, **kw)
-    async def drift(req: DriftRequest) -> dict:
+    @app.post("/monitor/drift", response_model=DriftResponse, openapi_extra=json_body(DriftRequest), **kw)
+    async def drift(request: Request) -> Response:
         "Data drift of the records against the reference."
-        return await state.run_on_records(_drift, req)
-    @app.post("/monitor/actuals", response_model=PerformanceResponse, **kw)
-    async def actuals(req: ActualsRequest) -> dict:
+        return await state.run_on_records(request, DriftRequest, DriftResponse, _drift)
+    @app.post("/monitor/actuals", response_model=PerformanceResponse, openapi_extra=json_body(ActualsRequest), **kw)
+    async def actuals(request: Request) -> Response:
         "Score the served forecasts against observed values."
-        return await state.run_on_records(_actuals, req)
+        return await state.run_on_records(request, ActualsRequest, PerformanceResponse, _actuals)
     @app.get("/monitor/performance", response_model=PerformanceResponse, **kw)
     async def performance() -> dict:
         "The latest performance summary."
@@ -733,6 +780,7 @@ def _lifespan(state: ServeState):
         try: yield
         finally:
             task.cancel()
+            state.forecasts.close()
             if state.metrics.multiprocess:
                 from prometheus_client import multiprocess
                 multiprocess.mark_process_dead(os.getpid())

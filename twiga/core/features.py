@@ -234,15 +234,20 @@ def extend_covariates(df: pd.DataFrame, # validated frame
                      ) -> pd.DataFrame:
     "`df` with `n` more rows: next timestamps, empty target, covariates from one day earlier."
     if n <= 0: return df
-    step, dcol = config.step, config.date_column
-    new = pd.DataFrame({dcol: df[dcol].iloc[-1] + step * np.arange(1, n + 1)})
+    step, dcol, m = config.step, config.date_column, len(df)
     lag = max(1, int(pd.Timedelta("1D") // step))
-    out = pd.concat([df, new], ignore_index=True)
-    for c in config.exogenous_features:
-        v = out[c].to_numpy(copy=True)
-        for i in range(len(df), len(out)): v[i] = v[i - lag] if i - lag >= 0 else v[len(df) - 1]
-        out[c] = v
-    return out
+    src = np.arange(m + n)  # the row each new row copies its covariates from (a new row may copy an earlier new row)
+    for i in range(m, m + n): src[i] = src[i - lag] if i - lag >= 0 else m - 1
+    cols = {}
+    for c in df.columns:
+        if c == dcol:
+            times = pd.DatetimeIndex(df[c]); cols[c] = times.append(pd.date_range(times[-1] + step, periods=n, freq=step))
+            continue
+        v = df[c].to_numpy()
+        if c in config.exogenous_features: cols[c] = v[src]
+        elif v.dtype.kind == "f": cols[c] = np.concatenate([v, np.full(n, np.nan)])
+        else: cols[c] = df[c].reindex(range(m + n)).to_numpy()  # another dtype: missing values as pandas writes them
+    return pd.DataFrame(cols)
 
 # %% ../../nbs/11_core.features.ipynb #88509f8b
 def frame_fingerprint(df: pd.DataFrame) -> str:
