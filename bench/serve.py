@@ -22,7 +22,6 @@ from _serve_helpers import HORIZON, LOOKBACK, Client, Server, make_forecaster, r
 PUBLIC = {"p50_ms": 928.0, "p95_ms": 1014.0, "start_to_healthy_s": 22.7, "idle_rss_mb": 580.0}
 PUBLIC_RPS = 1000.0 / PUBLIC["p50_ms"]  # one request at a time at its p50: ~1.08 requests/s
 CONCURRENCY, LOAD_S, RELOAD_LOAD_S = 8, 15.0, 60.0
-QUIET = {"TWIGA_LOG_LEVEL": "ERROR"}  # the forecaster logs a covariate-persistence warning for every one-window request
 
 
 def _pct(xs, q):
@@ -123,7 +122,7 @@ def _rss_mb(pid) -> float:
 
 
 def _through_uvicorn(ckpt, base, bodies, workers):
-    with Server(ckpt, base / f"reports-w{workers}", workers=workers, env=QUIET) as srv:
+    with Server(ckpt, base / f"reports-w{workers}", workers=workers) as srv:
         for b in bodies: assert request(srv.port, "POST", "/predict", raw=b)[0] == 200
         out = _load(srv.port, bodies, LOAD_S)
         if workers == 1: out["concurrency_1"] = _load(srv.port, bodies, 5.0, concurrency=1)  # latency without queueing
@@ -131,8 +130,7 @@ def _through_uvicorn(ckpt, base, bodies, workers):
 
 
 def main() -> dict:
-    import logging, os
-    logging.getLogger("twiga").setLevel(logging.ERROR)  # one covariate-persistence warning per request otherwise
+    import os
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as d:
         base = Path(d); ckpt = base / "checkpoints"
@@ -142,7 +140,7 @@ def main() -> dict:
 
         starts, rss = [], []
         for k in range(3):
-            with Server(ckpt, base / f"reports-start{k}", env=QUIET) as srv:
+            with Server(ckpt, base / f"reports-start{k}") as srv:
                 starts.append(srv.healthy_after)
                 request(srv.port, "POST", "/predict", raw=bodies[0]); time.sleep(1.0)
                 rss.append(_rss_mb(srv.proc.pid))
@@ -151,7 +149,7 @@ def main() -> dict:
         uvicorn = {f"workers_{w}": _through_uvicorn(ckpt, base, bodies, w) for w in (1, 2)}
         best = max(uvicorn.values(), key=lambda r: r["requests_per_s"])
 
-        with Server(ckpt, base / "reports-reload", workers=1, env=QUIET) as srv:
+        with Server(ckpt, base / "reports-reload", workers=1) as srv:
             refs = {}
             for v in (1, 2):
                 assert request(srv.port, "POST", "/reload", {"version": v})[0] == 200

@@ -5,7 +5,9 @@
 # %% ../nbs/16_forecaster.ipynb #45df3209
 from __future__ import annotations
 
+import logging
 import time
+import weakref
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -183,8 +185,12 @@ def _extend(self, d: pd.DataFrame, n: int) -> tuple[pd.DataFrame, str]:
     if n <= 0: return d, "given: the frame holds the covariates of every forecast row"
     note = (f"persistence: {n} forecast row(s) after {d[self.data_params.date_column].iloc[-1]} had no covariates; "
             "each was filled with its value one day earlier")
-    log.warning("Covariates %s", note)
+    first = self not in _warned_persistence  # a warning once per forecaster: a server would log one on every request
+    if first: _warned_persistence.add(self)
+    log.log(logging.WARNING if first else logging.DEBUG, "Covariates %s", note)
     return extend_covariates(d, self.data_params, n), note
+
+_warned_persistence: weakref.WeakSet = weakref.WeakSet()
 
 def _require_history(self, s: SeriesData, origins: np.ndarray):
     "Raise `InvalidInputError` if any window's lookback has a missing target."

@@ -199,10 +199,13 @@ def records_to_frame(records: list[dict], # JSON records, one per time step
     return df
 
 # %% ../nbs/30_serve.ipynb #6c1cd7ff
+_JSON_NUMBERS = {int, float, type(None)}
+
 def _numeric(values: list, name: str) -> np.ndarray:
     "`values` (numbers and None) as float64, or `InvalidInputError` naming the first record that holds no number."
-    bad = next((i for i, v in enumerate(values) if not (v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)))), None)
-    if bad is not None: raise InvalidInputError(f"Column `{name}` must hold numbers or null. Got {values[bad]!r} in record {bad}.")
+    if not set(map(type, values)) <= _JSON_NUMBERS:  # else look for the culprit (a subclass of int or float is fine, a bool is not)
+        bad = next((i for i, v in enumerate(values) if not (v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)))), None)
+        if bad is not None: raise InvalidInputError(f"Column `{name}` must hold numbers or null. Got {values[bad]!r} in record {bad}.")
     out = np.array(values, dtype="float64")
     inf = np.isinf(out)
     if inf.any():
