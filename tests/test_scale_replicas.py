@@ -87,7 +87,7 @@ def test_replicas_follow_a_promotion_and_a_rollback(prefect_server, tmp_path):
             # the flow promotes the challenger and tells replica 0 only
             state = retraining_flow(checkpoint_dir=str(ckpt), reference_data_path=str(paths["reference"]),
                                     current_data_path=str(paths["current"]), drift_threshold=0.5, track=False,
-                                    fastapi_reload_url=f"http://127.0.0.1:{servers[0].port}", return_state=True)
+                                    report_dir=str(tmp_path / "flow-reports"), fastapi_reload_url=f"http://127.0.0.1:{servers[0].port}", return_state=True)
             assert state.is_completed(), state
             r = state.result()
             assert (r.promoted, r.checkpoint_version, r.reload_status) == (True, 2, 200), r.reason
