@@ -3,8 +3,10 @@
 Written without `pkg_resources` (gone from current setuptools), unlike the stock nbdev template.
 """
 from configparser import ConfigParser
+from pathlib import Path
 
 import setuptools
+from setuptools.command.build_py import build_py
 
 cfg = ConfigParser(delimiters=["="])
 cfg.read("settings.ini", encoding="utf-8")
@@ -16,6 +18,20 @@ def _reqs(key):
 
 
 long_description = open("README.md", encoding="utf-8").read()
+
+# Job notebooks ship inside the package as twiga/jobs/*, so `twiga retrain-job` runs from an installed wheel; their
+# source stays in nbs/jobs/ with the other notebooks (an editable install reads them from there).
+JOB_NOTEBOOKS = ["nbs/jobs/retrain.ipynb"]
+
+
+class BuildPyWithJobs(build_py):
+    "build_py that also copies the job notebooks into the built package."
+    def run(self):
+        super().run()
+        if getattr(self, "editable_mode", False): return
+        dest = Path(self.build_lib) / "twiga" / "jobs"
+        self.mkpath(str(dest))
+        for nb in JOB_NOTEBOOKS: self.copy_file(nb, str(dest / Path(nb).name))
 
 setuptools.setup(
     name=cfg["lib_name"],
@@ -45,5 +61,6 @@ setuptools.setup(
         "console_scripts": cfg.get("console_scripts", "").split(),
         "nbdev": [f"{cfg['lib_path']}={cfg['lib_path']}._modidx:d"],
     },
+    cmdclass={"build_py": BuildPyWithJobs},
     zip_safe=False,
 )

@@ -125,7 +125,7 @@ def add_pipeline_commands(sub) -> None:
     j = sub.add_parser("retrain-job", help="execute the papermill retraining notebook and log it into the MLflow run")
     j.add_argument("--output", required=True, help="where the executed notebook is written")
     j.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"), help="a notebook parameter (repeatable)")
-    j.add_argument("--notebook", help="the job notebook (default: nbs/jobs/retrain.ipynb of this checkout)")
+    j.add_argument("--notebook", help="the job notebook (default: the one installed with twiga)")
     j.set_defaults(func=cmd_retrain_job)
     m = sub.add_parser("monitor", help="data drift of a current file against a reference file, with an HTML report")
     m.add_argument("--reference", required=True); m.add_argument("--current", required=True)

@@ -280,9 +280,11 @@ def _where(con, r: dict) -> None:
 
 # %% ../../nbs/43_pipeline.jobs.ipynb #c32c3579
 def retrain_notebook() -> Path:
-    "`nbs/jobs/retrain.ipynb` of the checkout twiga is imported from (the notebook is not part of the wheel)."
+    "The retraining job notebook: `nbs/jobs/retrain.ipynb` of the checkout twiga is imported from, else the copy installed with it."
     import twiga
-    return Path(twiga.__file__).resolve().parents[1] / "nbs" / "jobs" / "retrain.ipynb"
+    pkg = Path(twiga.__file__).resolve().parent
+    source, installed = pkg.parent / "nbs" / "jobs" / "retrain.ipynb", pkg / "jobs" / "retrain.ipynb"  # setup.py copies it there
+    return source if source.is_file() or not installed.is_file() else installed
 
 def _log_notebook(out: Path, run_id: str | None, uri: str, experiment: str | None, failure: str | None) -> str:
     "Log the executed notebook into `run_id`, or into a new FAILED run when the job did not get that far."
@@ -302,7 +304,7 @@ def _log_notebook(out: Path, run_id: str | None, uri: str, experiment: str | Non
 # %% ../../nbs/43_pipeline.jobs.ipynb #6c31d403
 def run_retrain_job(output_path: str | Path, # where the executed notebook is written
                     parameters: dict | None = None, # the notebook's parameters (see its `parameters` cell)
-                    notebook: str | Path | None = None, # the job notebook; default `nbs/jobs/retrain.ipynb` of this checkout
+                    notebook: str | Path | None = None, # the job notebook; default `retrain_notebook()`
                     tracking_uri: str | None = None, # MLflow store; default `parameters['tracking_uri']`, then `TWIGA_MLFLOW_TRACKING_URI`
                     kernel_name: str = "python3", # Jupyter kernel to run it with
                     timeout: int | None = 3600, # seconds a cell may take
