@@ -7,6 +7,7 @@ Bounded loads only, on 127.0.0.1."""
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -121,10 +122,19 @@ def _rss_mb(pid) -> float:
     return round(kb / 1024, 1)
 
 
+def _cpu_s(pid) -> float:
+    "CPU seconds (user + system) used so far by a process and its descendants (Linux /proc)."
+    stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK") + sum(_cpu_s(int(c)) for c in children)
+
+
 def _through_uvicorn(ckpt, base, bodies, workers):
     with Server(ckpt, base / f"reports-w{workers}", workers=workers) as srv:
         for b in bodies: assert request(srv.port, "POST", "/predict", raw=b)[0] == 200
+        cpu0 = _cpu_s(srv.proc.pid)
         out = _load(srv.port, bodies, LOAD_S)
+        out["server_cpu_ms_per_request"] = round((_cpu_s(srv.proc.pid) - cpu0) / out["n"] * 1000, 2)
         if workers == 1: out["concurrency_1"] = _load(srv.port, bodies, 5.0, concurrency=1)  # latency without queueing
         return out
 
