@@ -560,7 +560,7 @@ class ForecastLog:
         except FileNotFoundError: st = None
         if st is not None and st.st_size > self.max_bytes: path.replace(path.with_suffix(".csv.1")); st = None
         if st is None or (st.st_dev, st.st_ino) != self._file_id:
-            self.close()
+            self._close()
             self.directory.mkdir(parents=True, exist_ok=True)
             self._file = open(path, "a", encoding="utf-8", newline="")
             if self._file.tell() == 0: csv.writer(self._file).writerow(self.columns)
@@ -569,6 +569,9 @@ class ForecastLog:
 
     def close(self):
         "Close the open file (the next `append` opens it again)."
+        with self._lock: self._close()
+
+    def _close(self):
         if self._file is not None: self._file.close()
         self._file, self._file_id = None, None
 
