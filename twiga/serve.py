@@ -229,12 +229,18 @@ def _timestamps(values: list, name: str) -> pd.DatetimeIndex:
 def _error(status: int, detail: str, error: str) -> JSONResponse:
     return JSONResponse({"detail": detail, "error": error}, status_code=status)
 
+_VALUE_TYPES = {"float", "int", "str"}  # how pydantic names the members of `Value` in an error's location
+
 def _validation_message(exc: RequestValidationError) -> str:
     "One line per problem: where it is in the body and what is wrong."
-    lines = []
+    lines, values_seen = [], set()
     for e in exc.errors():
         loc = [str(p) for p in e.get("loc", ()) if p != "body"]
-        if e.get("type") == "json_invalid":
+        if len(loc) == 4 and loc[0] == "records" and loc[3] in _VALUE_TYPES:  # one line for the three members of `Value`
+            if tuple(loc[:3]) not in values_seen:
+                values_seen.add(tuple(loc[:3]))
+                lines.append(f"Argument `{'.'.join(loc[:3])}`: must be a number, a string or null. Got {_short(e.get('input'))}.")
+        elif e.get("type") == "json_invalid":
             at = f" at character {loc[0]}" if loc else ""  # FastAPI's parser gives the character, pydantic's the line and column
             lines.append(f"The request body is not valid JSON: {e.get('ctx', {}).get('error', e.get('msg'))}{at}.")
         else:
