@@ -140,7 +140,6 @@ def _through_uvicorn(ckpt, base, bodies, workers):
 
 
 def main() -> dict:
-    import os
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as d:
         base = Path(d); ckpt = base / "checkpoints"
@@ -191,7 +190,7 @@ def main() -> dict:
 
 def _heavy_imports(ckpt, base) -> list[str]:
     "Heavy libraries a serving process has imported after start-up and one /predict (must be none of these)."
-    import os, subprocess
+    import subprocess
     code = ("import sys, json; from fastapi.testclient import TestClient; from twiga.serve import app_from_env; "
             "c = TestClient(app_from_env()); c.get('/health'); "
             "print(json.dumps([m for m in ('mlflow', 'prefect', 'evidently') if m in sys.modules]))")
