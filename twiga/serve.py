@@ -802,11 +802,13 @@ def _lifespan(state: ServeState):
 def create_app(forecaster=None, # a fitted forecaster, or an unfitted one whose `checkpoints_path` holds checkpoints
                report_dir: str | Path | None = None, # monitoring reports and served forecasts; default `settings.serve_report_dir`
                title: str = "twiga forecast API", # title of the OpenAPI docs
-               checkpoint_dir: str | Path | None = None, # checkpoint store; default the forecaster's `checkpoints_path`
+               checkpoint_dir: str | Path | None = None, # checkpoint store; default the forecaster's `checkpoints_path`, else `settings.model_checkpoint_dir`
                settings: TwigaSettings | None = None, # default `load_settings()` (TWIGA_* environment)
               ) -> FastAPI:
     "A FastAPI app serving `forecaster` and following its checkpoint store."
     settings = settings if settings is not None else load_settings()
+    if checkpoint_dir is None:  # the forecaster's own store, else the one `settings` names (not the environment's)
+        checkpoint_dir = (forecaster.train_params.checkpoints_path if forecaster is not None else None) or settings.model_checkpoint_dir
     metrics = ServeMetrics()
     def on_swap(served: ServedModel, trigger: str):
         metrics.version.set(0 if served.version is None else served.version)
