@@ -154,9 +154,12 @@ DISTANCE_METHODS = {"wasserstein", "psi", "jensenshannon", "kl_div", "hellinger"
 def drifted_features(summary, # drift summary: `feature_drift`, `threshold`, `method`
                     ) -> dict[str, bool]:
     "Whether each feature of a drift summary drifted, by its score, the threshold and the method's direction."
-    s = _summary(summary)
+    return _drifted(_summary(summary))
+
+def _drifted(s: dict) -> dict[str, bool]:
+    "`drifted_features` of a checked summary: as `twiga.monitoring.drift_test` decides (a p-value at the threshold drifts)."
     lower = s["method"] in PVALUE_METHODS
-    return {f: bool(v < s["threshold"]) if lower else bool(v >= s["threshold"]) for f, v in s["feature_drift"].items()}
+    return {f: bool(v <= s["threshold"]) if lower else bool(v >= s["threshold"]) for f, v in s["feature_drift"].items()}
 
 def _summary(summary) -> dict:
     "The checked drift summary as a dict."
@@ -180,7 +183,8 @@ def plot_drift_summary(summary, # drift summary: `feature_drift`, `threshold`, `
                        height: int | None = None, # figure height, px; default grows with the features
                       ) -> PlotSpec:
     "A bar per feature of its drift score, coloured by drift, with the threshold as a dashed line."
-    s, drifted = _summary(summary), drifted_features(summary)
+    s = _summary(summary)
+    drifted = _drifted(s)
     kind = "p-value" if s["method"] in PVALUE_METHODS else "distance"
     df = pd.DataFrame({"feature": list(s["feature_drift"]), "score": list(s["feature_drift"].values())})
     df["status"] = ["drifted" if drifted[f] else "no drift" for f in df["feature"]]
