@@ -60,7 +60,7 @@ class TwigaForecaster:
 # %% ../nbs/16_forecaster.ipynb #4b1d0d0b
 def _is_fitted(self) -> bool: return getattr(self, "models_", None) is not None
 def _model(self) -> dict | None: return self.models_ if self.is_fitted else None
-def _model_names(self) -> list[str]: return list(self._new_models())
+def _model_names(self) -> list[str]: return list(self.models_ if self.is_fitted else self._new_models())
 
 def _checkpoints_path(self) -> str:
     if self.train_params.checkpoints_path: return str(self.train_params.checkpoints_path)
@@ -96,10 +96,6 @@ def _with_history(self, train: pd.DataFrame, val: pd.DataFrame) -> pd.DataFrame:
         raise InvalidInputError(f"Argument `val_df` has {len(val)} rows and does not continue `train_df`; it needs at least "
                                 f"{L + self.window.horizon} rows (lookback + horizon) of its own.")
     return val
-
-def _split_series(s: SeriesData, start: int, stop: int | None = None) -> SeriesData:
-    "Rows `start:stop` of a series."
-    return SeriesData(s.times[start:stop], s.y[start:stop], s.exog[start:stop], s.calendar[start:stop], s.step, s.exog_names, s.calendar_names)
 
 TwigaForecaster._with_history = _with_history
 
@@ -212,7 +208,7 @@ TwigaForecaster._extend, TwigaForecaster._require_history, TwigaForecaster._fore
 def _all_windows(self, df: pd.DataFrame) -> tuple[SeriesData, np.ndarray, str]:
     "Series and origins of every window of `df`, and where the horizon's covariates came from."
     c, L, H = self.data_params, self.window.lookback, self.window.horizon
-    d, note = self._extend(validate_frame(df, c, min_rows=L), L + H - len(df))
+    d, note = self._extend(self.validate(df), L + H - len(df))
     origins = window_origins(len(d), L, H, c.stride)
     s = self.pipeline_.transform(d)
     self._require_history(s, origins)
@@ -252,7 +248,7 @@ def _tidy(times: pd.DatetimeIndex, origins: np.ndarray, preds: dict, targets: li
 def _latest_window(self, df: pd.DataFrame) -> tuple[SeriesData, np.ndarray, str]:
     "Series and origin of the window starting right after the last observed target of `df`."
     c, L, H = self.data_params, self.window.lookback, self.window.horizon
-    d = validate_frame(df, c, min_rows=L)
+    d = self.validate(df)
     last = int(np.flatnonzero(np.logical_and.reduce([~np.isnan(d[t].to_numpy()) for t in c.targets]))[-1])
     if last + 1 < L:
         raise InvalidInputError(f"Argument `df` has {last + 1} rows up to its last observed target ({d[c.date_column].iloc[last]}); "

@@ -142,7 +142,7 @@ def _check_data_config(self):
         raise ValueError(f"Argument `latitude` must be between -90 and 90 degrees. Got {self.latitude!r}.")
     if self.longitude is not None and not -180 <= self.longitude <= 180:
         raise ValueError(f"Argument `longitude` must be between -180 and 180 degrees. Got {self.longitude!r}.")
-    cols = [self.date_column, *self.targets, *self.exogenous_features]
+    cols = self.input_columns
     dup = sorted({c for c in cols if cols.count(c) > 1})
     if dup: raise ValueError(f"Argument `exogenous_features` repeats the date or target column(s) {dup}: name each column once.")
     return self

@@ -21,14 +21,10 @@ from sklearn.base import clone
 
 from .config import DataPipelineConfig
 from .errors import InvalidInputError, NotFittedError
-from .utils import get_logger
 
 # %% auto #0
-__all__ = ['log', 'validate_frame', 'day_night', 'calendar_features', 'window_origins', 'SeriesData', 'SeriesPipeline',
+__all__ = ['validate_frame', 'day_night', 'calendar_features', 'window_origins', 'SeriesData', 'SeriesPipeline',
            'extend_covariates', 'frame_fingerprint']
-
-# %% ../../nbs/11_core.features.ipynb #551fb4c4
-log = get_logger("core.features")
 
 # %% ../../nbs/11_core.features.ipynb #89770bbd
 def _check_columns(df, cols: list[str], what: str = "df"):

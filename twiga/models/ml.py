@@ -5,7 +5,6 @@
 # %% ../../nbs/15_models.ml.ipynb #3a61aff5
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 import lightgbm as lgb
@@ -14,16 +13,11 @@ import pandas as pd
 from pydantic import Field
 
 from ..core.errors import InvalidInputError
-from ..core.features import SeriesData
-from ..core.utils import get_logger
+from ..core.features import SeriesData, window_origins
 from .base import ForecastModel, ModelConfig, WindowSpec, register_model, target_rows
 
 # %% auto #0
-__all__ = ['log', 'LIGHTGBMConfig', 'lgbm_features', 'anchor_design', 'fit_anchor', 'anchor_groups', 'apply_anchor',
-           'LightGBMModel']
-
-# %% ../../nbs/15_models.ml.ipynb #9dc5688c
-log = get_logger("models.ml")
+__all__ = ['LIGHTGBMConfig', 'lgbm_features', 'anchor_design', 'fit_anchor', 'anchor_groups', 'apply_anchor', 'LightGBMModel']
 
 # %% ../../nbs/15_models.ml.ipynb #9b279a06
 class LIGHTGBMConfig(ModelConfig):
@@ -121,7 +115,7 @@ def _lgbm_params(c: LIGHTGBMConfig) -> dict:
 
 def _sample_origins(series: SeriesData, window: WindowSpec, max_rows: int, stride: int | None, seed: int) -> np.ndarray:
     "Origins of complete windows, every `stride` steps or thinned at random to about `max_rows` samples."
-    o = np.arange(window.lookback, len(series) - window.horizon + 1, stride or 1, dtype=np.int64)
+    o = window_origins(len(series), window.lookback, window.horizon, stride or 1)
     o = o[series.complete_origins(o, window.lookback)]
     if stride is None and len(o) * window.horizon > max_rows:
         o = np.sort(np.random.default_rng(seed).choice(o, max_rows // window.horizon, replace=False))

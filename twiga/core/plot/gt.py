@@ -13,6 +13,7 @@ from great_tables import GT, loc, md, style
 from great_tables._gt_data import GroupRows, Stub
 
 from ..errors import InvalidInputError
+from . import _frame
 
 # %% auto #0
 __all__ = ['TWIGA_TABLE_OPTIONS', 'BEST_STYLE', 'twiga_gt', 'twiga_report']
@@ -74,9 +75,7 @@ def twiga_report(df: pd.DataFrame, # metrics: label columns (e.g. Model) and num
 # %% ../../../nbs/18_core.plot.gt.ipynb #21ea1f00
 def _report_columns(df, metrics, minimize_cols, maximize_cols) -> tuple[list[str], list[str]]:
     "The checked metric columns and the label (non-numeric) columns of `df`."
-    if not isinstance(df, pd.DataFrame):
-        raise InvalidInputError(f"Argument `df` must be a pandas DataFrame. Got {type(df).__name__}.")
-    if df.empty: raise InvalidInputError("Argument `df` must have at least one row. Got an empty DataFrame.")
+    df = _frame(df, "df")
     numeric = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])]
     metrics = numeric if metrics is None else ([metrics] if isinstance(metrics, str) else list(metrics))
     missing = [c for c in metrics if c not in df.columns]
