@@ -9,7 +9,6 @@ import asyncio
 import csv
 import difflib
 import hmac
-import math
 import os
 import shutil
 import tempfile
@@ -32,7 +31,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .checkpoints import MANIFEST_NAME, CheckpointStore
+from .checkpoints import MANIFEST_NAME, CheckpointStore, to_jsonable
 from .core.errors import (CheckpointError, InvalidInputError, ModelNotReadyError, NotFoundError,
                                PayloadTooLargeError, TwigaError, UnauthorizedError)
 from .core.settings import TwigaSettings, load_settings
@@ -41,11 +40,12 @@ from .core.utils import configure, get_logger
 # %% auto #0
 __all__ = ['log', 'Value', 'ERROR_RESPONSES', 'RecordsRequest', 'PredictRequest', 'IntervalRequest', 'ForecastPoint',
            'IntervalPoint', 'ModelForecast', 'ModelInterval', 'ForecastResponse', 'IntervalResponse', 'HealthResponse',
-           'ReloadRequest', 'ReloadResponse', 'DriftRequest', 'DriftResponse', 'ActualsRequest', 'PerformanceResponse',
-           'ErrorResponse', 'records_to_frame', 'add_error_handlers', 'parse_body', 'json_body', 'api_key_dependencies',
-           'ServeMetrics', 'ServeMiddleware', 'ServedModel', 'CheckpointSource', 'ModelLoader', 'served_columns',
-           'ForecastLog', 'ServeState', 'add_health_route', 'add_predict_routes', 'add_monitor_routes',
-           'add_admin_routes', 'follow_store', 'create_app', 'app_from_env', 'run_server', 'ForecastMonitor']
+           'ReloadRequest', 'ReloadResponse', 'MonitorRequest', 'DriftRequest', 'DriftResponse', 'ActualsRequest',
+           'PerformanceResponse', 'ErrorResponse', 'records_to_frame', 'add_error_handlers', 'parse_body', 'json_body',
+           'api_key_dependencies', 'ServeMetrics', 'ServeMiddleware', 'ServedModel', 'CheckpointSource', 'ModelLoader',
+           'served_columns', 'ForecastLog', 'ServeState', 'add_health_route', 'add_predict_routes',
+           'add_monitor_routes', 'add_admin_routes', 'follow_store', 'create_app', 'app_from_env', 'run_server',
+           'ForecastMonitor']
 
 # %% ../nbs/30_serve.ipynb #f48e5a05
 log = get_logger("serve")
@@ -134,10 +134,13 @@ class ReloadResponse(BaseModel):
     new_version: int | None
     models: list[str]
 
-class DriftRequest(RecordsRequest):
+class MonitorRequest(RecordsRequest):
+    "A body of the monitoring routes: records, and whether to write an HTML report."
+    html: bool = Field(False, description="Also write an HTML report into the report directory.")
+
+class DriftRequest(MonitorRequest):
     "Body of `POST /monitor/drift`."
     feature_cols: list[str] | None = Field(None, description="Columns to test (default: the model's exogenous columns).")
-    html: bool = Field(False, description="Also write an HTML report into the report directory.")
 
 class DriftResponse(BaseModel):
     "Body answered by `POST /monitor/drift`."
@@ -151,10 +154,9 @@ class DriftResponse(BaseModel):
     method: str
     threshold: float
 
-class ActualsRequest(RecordsRequest):
+class ActualsRequest(MonitorRequest):
     "Body of `POST /monitor/actuals`: observed target values to score the served forecasts against."
     model: str | None = Field(None, description="Model whose served forecasts are scored (default: the ensemble if served, else the first model).")
-    html: bool = Field(False, description="Also write an HTML report into the report directory.")
 
 class PerformanceResponse(BaseModel):
     "Body answered by `POST /monitor/actuals` and `GET /monitor/performance`."
@@ -581,20 +583,25 @@ class ForecastLog:
         if self._file is not None: self._file.close()
         self._file, self._file_id = None, None
 
-    def latest(self, model: str) -> pd.DataFrame:
-        "The latest forecast served by any process for each (timestamp, target) of `model`."
+    def read(self) -> pd.DataFrame:
+        "Every forecast served by any process (its current and rotated files)."
         files = sorted(self.directory.glob("forecasts-*.csv*"))
-        if not files: return pd.DataFrame(columns=["timestamp", "target", "value", "version"])
-        df = pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
+        return pd.concat([pd.read_csv(f) for f in files], ignore_index=True) if files else pd.DataFrame(columns=self.columns)
+
+    def latest(self, model: str, # the model whose forecasts to keep
+               served: pd.DataFrame | None = None, # `read()`'s frame, if already read
+              ) -> pd.DataFrame:
+        "The latest forecast served by any process for each (timestamp, target) of `model`."
+        df = self.read() if served is None else served
         df = df[df["model"] == model]
         df["timestamp"] = pd.to_datetime(df["timestamp"], utc=True, format="ISO8601")
         df = df.sort_values(["served_at", "origin"]).drop_duplicates(["timestamp", "target"], keep="last")
         return df[["timestamp", "target", "value", "version"]].reset_index(drop=True)
 
-    def models(self) -> list[str]:
+    def models(self, served: pd.DataFrame | None = None, # `read()`'s frame, if already read
+              ) -> list[str]:
         "Names of the models with served forecasts."
-        files = sorted(self.directory.glob("forecasts-*.csv*"))
-        return sorted(set().union(*(set(pd.read_csv(f, usecols=["model"])["model"]) for f in files))) if files else []
+        return sorted(set((self.read() if served is None else served)["model"]))
 
 # %% ../nbs/30_serve.ipynb #23dc0a0a
 class ServeState:
@@ -708,30 +715,22 @@ def _drift(state: ServeState, served: ServedModel, req: DriftRequest) -> dict:
     df = records_to_frame(req.records, served.date_col, features)
     monitor = _monitor(state, served)
     _, summary = monitor.run_data_drift(df, feature_cols=features, html=req.html)
-    return _jsonable(summary)
+    return to_jsonable(summary)
 
 # %% ../nbs/30_serve.ipynb #cc9aeb38
 def _actuals(state: ServeState, served: ServedModel, req: ActualsRequest) -> dict:
     target = served.targets[0]
     df = records_to_frame(req.records, served.date_col, [served.date_col, target]).dropna(subset=[target])
-    model = req.model or ("ensemble" if "ensemble" in state.forecasts.models() else served.model_names[0])
-    sent = state.forecasts.latest(model)
+    log_df = state.forecasts.read()  # read once: the default model and its forecasts come from the same rows
+    model = req.model or ("ensemble" if "ensemble" in state.forecasts.models(log_df) else served.model_names[0])
+    sent = state.forecasts.latest(model, log_df)
     sent = sent[sent["target"] == target]
     joined = df.merge(sent.rename(columns={"timestamp": served.date_col, "value": "prediction"}), on=served.date_col)
     if joined.empty:
         raise NotFoundError(f"No served forecast of model `{model}` matches the {len(df)} observed `{target}` values "
                             f"({df[served.date_col].min()} to {df[served.date_col].max()}): POST /predict for those timestamps first.")
     summary = _monitor(state, served).run_performance(joined[[served.date_col, target, "prediction"]], html=req.html)
-    return _jsonable(summary) | {"model": model}
-
-def _jsonable(d: dict) -> dict:
-    "A summary with NaN and infinities as null and numpy scalars as Python numbers."
-    def fix(v):
-        if isinstance(v, dict): return {k: fix(x) for k, x in v.items()}
-        if isinstance(v, (list, tuple)): return [fix(x) for x in v]
-        if isinstance(v, np.generic): v = v.item()
-        return None if isinstance(v, float) and not math.isfinite(v) else v
-    return fix(dict(d))
+    return to_jsonable(summary) | {"model": model}
 
 # %% ../nbs/30_serve.ipynb #862172b0
 def add_monitor_routes(app: FastAPI, state: ServeState, dependencies: list):
@@ -751,7 +750,7 @@ def add_monitor_routes(app: FastAPI, state: ServeState, dependencies: list):
         served = await state.served()
         latest = await anyio.to_thread.run_sync(lambda: _monitor(state, served).latest_performance())
         if latest is None: raise NotFoundError("No performance summary yet: POST observed values to /monitor/actuals first.")
-        return _jsonable(latest)
+        return to_jsonable(latest)
 
 # %% ../nbs/30_serve.ipynb #0fb54cf1
 def add_admin_routes(app: FastAPI, state: ServeState, dependencies: list):
