@@ -22,27 +22,21 @@ import re
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from build_docs import _ANSI, _directives, _text  # noqa: E402  (one notebook reader for the site and the README)
+
 ROOT = Path(__file__).resolve().parents[1]
 NBS = ROOT / "nbs"
 INDEX = NBS / "index.ipynb"
 README = ROOT / "README.md"
+
 HEADER = "<!-- Generated from nbs/index.ipynb by scripts/build_readme.py: edit the notebook, not this file. -->"
-_DIRECTIVE = re.compile(r"^\s*#\|\s*([\w-]+)\s*:?\s*(.*?)\s*$")
-_ANSI = re.compile(r"\x1B(?:[@-Z\\-_]|\[[0-?]*[ -/]*[@-~])")
-
-
-def _text(v) -> str:
-    return "".join(v) if isinstance(v, list) else (v or "")
 
 
 def directives(src: str) -> tuple[dict[str, str], str]:
-    "The `#|` directives of a cell (`hide` maps to '') and its source without them."
-    d, keep = {}, []
-    for line in src.splitlines():
-        m = _DIRECTIVE.match(line)
-        if m: d[m.group(1)] = m.group(2).strip().strip("'\"").lower()
-        else: keep.append(line)
-    return d, "\n".join(keep).strip("\n")
+    "The `#|` directives of a cell (values lower-cased; `hide` maps to '') and its source without them."
+    d, body = _directives(src)
+    return {k: v.lower() for k, v in d.items()}, body
 
 
 def repo_links(md: str) -> str:
