@@ -5,15 +5,14 @@ not; a failing fit leaves the champion; an unreachable server is recorded."""
 from __future__ import annotations
 
 import os
-import socket
 import time
 from pathlib import Path
 
 import pytest
 
-from _pipeline_helpers import make_forecaster, prefect_env, write_slices
+from _pipeline_helpers import make_forecaster, write_slices
+from _serve_helpers import free_port
 
-prefect_env()
 pytestmark = pytest.mark.timeout(900)
 
 
@@ -50,12 +49,6 @@ def champion(env, name, models=("lightgbm", "seasonal_naive"), **kw):
     from twiga.pipeline.tasks import read_frame
     fc.fit(read_frame(env["reference"])).on_save_checkpoint()
     return fc
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_training_flow_is_a_real_flow_run(prefect_server, env):
@@ -136,7 +129,7 @@ def test_a_worse_challenger_is_never_promoted(prefect_server, env):
     files = sorted(p.name for p in Path(fc.checkpoints_path).iterdir())
     weak = make_forecaster(env["base"] / "worse" / "unused", models=("seasonal_naive_7d",))
     r = retraining_flow(forecaster=fc, reference_data_path=str(env["reference"]), current_data_path=str(env["current"]),
-                        challenger=weak, fastapi_reload_url=f"http://127.0.0.1:{closed_port()}", experiment="test-retrain")
+                        challenger=weak, fastapi_reload_url=f"http://127.0.0.1:{free_port()}", experiment="test-retrain")
     assert r.retrained and not r.promoted, r.reason
     assert r.challenger_score > r.champion_score and r.improvement < 0 and "not better" in r.reason
     assert (r.checkpoint_version, r.challenger_version, r.reload_status, r.reload_error) == (1, None, None, None)
@@ -169,7 +162,7 @@ def test_an_unreachable_server_is_recorded_not_raised(prefect_server, env):
     from twiga.pipeline import retraining_flow
     fc = champion(env, "unreachable")
     state = retraining_flow(forecaster=fc, reference_data_path=str(env["reference"]), current_data_path=str(env["current"]),
-                            fastapi_reload_url=f"http://127.0.0.1:{closed_port()}", track=False, return_state=True)
+                            fastapi_reload_url=f"http://127.0.0.1:{free_port()}", track=False, return_state=True)
     assert state.is_completed(), state
     r = state.result()
     assert r.promoted and r.checkpoint_version == 2 and CheckpointStore(fc.checkpoints_path).current_version() == 2, r.reason

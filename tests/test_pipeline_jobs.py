@@ -8,9 +8,8 @@ import time
 
 import pytest
 
-from _pipeline_helpers import ROOT, prefect_env, write_slices
+from _pipeline_helpers import ROOT, write_slices
 
-prefect_env()
 pytestmark = pytest.mark.timeout(900)
 
 
