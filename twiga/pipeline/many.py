@@ -22,7 +22,7 @@ from prefect.context import FlowRunContext
 
 from ..core.errors import ConfigError, InvalidInputError, NotFoundError, TwigaError
 from ..core.settings import load_settings
-from .schemas import _Result, _plain
+from .schemas import _Result
 from .tasks import (TASK_OPTIONS, clone_forecaster, evaluate_model, fit_forecaster, load_champion,
                                   metrics_summary, run_logger, save_checkpoint, split_train_test)
 
@@ -139,11 +139,6 @@ class ManySeriesResult(_Result):
     task_runner: str | None = None # the task runner the series ran on
     mlflow_run_id: str | None = None # the flow's parent MLflow run (None: tracking off)
     duration_s: float | None = None # wall time of the flow
-
-    def to_dict(self) -> dict:
-        "The result as a dict of plain JSON-ready values."
-        return {**{k: _plain(getattr(self, k)) for k in ("failed", "checkpoint_dir", "task_runner", "mlflow_run_id", "duration_s")},
-                "results": {k: r.to_dict() for k, r in self.results.items()}}
 
     def metrics_frame(self) -> pd.DataFrame:
         "Metrics of every series and model: columns `series_id`, `Model` and one per metric."
