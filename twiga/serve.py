@@ -405,17 +405,12 @@ class CheckpointSource:
     def __init__(self, directory: str | Path, # the checkpoint store
                  template=None, # the forecaster whose configuration a checkpoint is loaded into (optional)
                 ):
-        self.directory, self.template, self._store = Path(directory), template, None
-
-    @property
-    def store(self) -> CheckpointStore:
-        "The `CheckpointStore` of the directory."
-        if self._store is None: self._store = CheckpointStore(self.directory)
-        return self._store
+        self.directory, self.template = Path(directory), template
+        self.store = CheckpointStore(self.directory)  # touches nothing until asked
 
     def current_version(self) -> int | None:
         "The store's current version (None when the store is empty or absent)."
-        return self.store.current_version() if self.directory.is_dir() else None
+        return self.store.current_version()
 
     def signature(self) -> tuple | None:
         "Identity of the manifest file (inode, size, mtime): changes whenever a save or rollback rewrites it."
