@@ -5,34 +5,32 @@
 # %% ../nbs/05_checkpoints.ipynb #494d82d2
 from __future__ import annotations
 
-import enum
 import functools
 import hashlib
 import importlib.metadata
 import json
-import math
 import os
 import pickle
 import platform
 import re
-import secrets
 import socket
 import warnings
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from filelock import FileLock, Timeout
 
+from .core.io import atomic_write_json, fsync_dir, to_jsonable, utc_stamp, write_temp
 from .core.errors import CheckpointError, ConfigError, InvalidInputError, NotFoundError
 from .core.utils import get_logger
 
 # %% auto #0
 __all__ = ['MANIFEST_NAME', 'LOCK_NAME', 'MANIFEST_FORMAT', 'PICKLE_PROTOCOL', 'TRACKED_LIBRARIES', 'log', 'ENTRY_KEYS',
-           'CheckpointWarning', 'library_versions', 'to_jsonable', 'atomic_write_bytes', 'checkpoint_filename',
-           'CheckpointInfo', 'CheckpointStore', 'list_checkpoints', 'rollback']
+           'CheckpointWarning', 'library_versions', 'checkpoint_filename', 'CheckpointInfo', 'CheckpointStore',
+           'list_checkpoints', 'rollback']
 
 # %% ../nbs/05_checkpoints.ipynb #6513670c
 MANIFEST_NAME = "_checkpoint_manifest.json"
@@ -57,52 +55,6 @@ def _library_versions() -> tuple:
         except importlib.metadata.PackageNotFoundError: found[name] = None
     return tuple({**found, "python": platform.python_version()}.items())
 
-# %% ../nbs/05_checkpoints.ipynb #35ef2c21
-def to_jsonable(x: Any) -> Any:
-    "A strict-JSON copy of `x`: numbers, strings, lists and dicts; NaN as None; other objects described."
-    if x is None or isinstance(x, (bool, int, str)): return x
-    if isinstance(x, float): return x if math.isfinite(x) else None
-    if isinstance(x, dict): return {str(k): to_jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)): return [to_jsonable(v) for v in x]
-    if isinstance(x, (set, frozenset)): return sorted((to_jsonable(v) for v in x), key=repr)
-    if isinstance(x, enum.Enum): return to_jsonable(x.value)
-    if isinstance(x, (datetime, date)): return x.isoformat()
-    if isinstance(x, Path): return str(x)
-    if hasattr(x, "model_dump"): return to_jsonable(x.model_dump())  # pydantic
-    if hasattr(x, "get_params"): return {"class": type(x).__name__, "params": to_jsonable(x.get_params(deep=False))}
-    if hasattr(x, "tolist"): return to_jsonable(x.tolist())  # numpy scalars and arrays
-    return repr(x)
-
-# %% ../nbs/05_checkpoints.ipynb #b457f4e9
-def _fsync_dir(directory: Path) -> None:
-    "Make renames in `directory` durable (directories cannot be opened on Windows: skipped there)."
-    if os.name == "nt": return
-    fd = os.open(directory, os.O_RDONLY)
-    try: os.fsync(fd)
-    finally: os.close(fd)
-
-def _write_temp(directory: Path, stem: str, write) -> Path:
-    "Create a temp file in `directory`, fill it with `write(f)`, flush and fsync it; remove it if anything fails."
-    tmp = directory / f".{stem}.{secrets.token_hex(6)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, as for any new file
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f); f.flush(); os.fsync(f.fileno())
-    except BaseException:
-        tmp.unlink(missing_ok=True); raise
-    return tmp
-
-def atomic_write_bytes(path: str | os.PathLike, # file to create or replace
-                       data: bytes, # its new content
-                      ) -> None:
-    "Replace `path` by `data` atomically: temp file in the same directory, fsync, `os.replace`, fsync of the directory."
-    path = Path(path)
-    tmp = _write_temp(path.parent, path.name, lambda f: f.write(data))
-    try: os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True); raise
-    _fsync_dir(path.parent)
-
 # %% ../nbs/05_checkpoints.ipynb #94f61084
 class _HashingWriter:
     "A write-only file wrapper that keeps the sha256 and size of what goes through it."
@@ -120,7 +72,7 @@ def _pickle_to_temp(obj: Any, directory: Path) -> tuple[Path, str, int]:
     def write(f):
         nonlocal w
         w = _HashingWriter(f); pickle.dump(obj, w, protocol=PICKLE_PROTOCOL)
-    try: tmp = _write_temp(directory, "checkpoint", write)
+    try: tmp = write_temp(directory, "checkpoint", write)
     except (pickle.PicklingError, TypeError, AttributeError) as e:
         raise CheckpointError(f"Argument `obj` cannot be pickled: {e}. Got an object of type {type(obj).__name__}.") from e
     return tmp, w.sha.hexdigest(), w.size
@@ -215,13 +167,11 @@ def _write_manifest(directory: Path, m: dict) -> None:
     out = {"manifest_format": MANIFEST_FORMAT, **({k: current.get(k) for k in ENTRY_KEYS} if current else {}),
            "current_version": m["current_version"], "next_version": m.get("next_version"),
            "history": m["history"], "events": m["events"]}
-    atomic_write_bytes(directory / MANIFEST_NAME, (json.dumps(out, indent=2, allow_nan=False) + "\n").encode())
+    atomic_write_json(directory / MANIFEST_NAME, out)
 
 def _event(kind: str, **kw) -> dict:
     "An event-log record: what happened, when (UTC), and which host and process did it."
-    return {"event": kind, "at": _utc_now(), **kw, "host": socket.gethostname(), "pid": os.getpid()}
-
-def _utc_now() -> str: return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return {"event": kind, "at": utc_stamp(), **kw, "host": socket.gethostname(), "pid": os.getpid()}
 
 # %% ../nbs/05_checkpoints.ipynb #4a871c2e
 def _read_verified(info: CheckpointInfo) -> bytes:
@@ -368,11 +318,11 @@ def _save(self: CheckpointStore,
             m = _read_manifest(self.directory) or {"current_version": None, "history": [], "events": []}
             version = _next_version(m, self.directory)
             entry = {"version": version, "checkpoint_file": checkpoint_filename(version),
-                     "model_type": model_type or type(obj).__name__, "saved_at": _utc_now(), "sha256": sha,
+                     "model_type": model_type or type(obj).__name__, "saved_at": utc_stamp(), "sha256": sha,
                      "size_bytes": size, "library_versions": library_versions(), "configs": to_jsonable(configs or {}),
                      "metrics": to_jsonable(metrics or {}), "data_fingerprint": to_jsonable(data_fingerprint),
                      "extra": to_jsonable(extra or {})}
-            os.replace(tmp, self.directory / entry["checkpoint_file"]); _fsync_dir(self.directory)
+            os.replace(tmp, self.directory / entry["checkpoint_file"]); fsync_dir(self.directory)
             m["history"].append(entry); m["current_version"], m["next_version"] = version, version + 1
             m["events"].append(_event("save", version=version, checkpoint_file=entry["checkpoint_file"], sha256=sha))
             dropped = _prune(m, self.keep_last) if self.keep_last else []

@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import time
 import weakref
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +15,8 @@ import pandas as pd
 
 from .core.config import DataPipelineConfig, ForecasterConfig
 from .core.errors import ConfigError, InvalidInputError, NotFittedError
-from .core.features import (SeriesData, SeriesPipeline, extend_covariates, frame_fingerprint, validate_frame,
-                                 window_origins)
+from .core.io import frame_fingerprint, utc_stamp
+from .core.features import (SeriesData, SeriesPipeline, extend_covariates, validate_frame, window_origins)
 from .core.metrics import interval_metrics, point_metrics
 from .core.utils import get_logger
 from .models.base import ModelConfig, WindowSpec, build_model, target_rows
@@ -119,7 +118,7 @@ def _fit(self, train_df: pd.DataFrame, # training frame: date, target(s), covari
     self.calibration_ = self._calibrate(s_val if s_val is not None else s_train, "validation" if s_val is not None else "training")
     self.training_fingerprint_ = frame_fingerprint(train)
     self.train_range_ = (train[c.date_column].iloc[0], train[c.date_column].iloc[-1])
-    self.fitted_at_, self.fit_seconds_ = datetime.now(timezone.utc).isoformat(timespec="seconds"), time.perf_counter() - t0
+    self.fitted_at_, self.fit_seconds_ = utc_stamp(), time.perf_counter() - t0
     log.info("Fitted %s on %d rows in %.1f s", "+".join(models), len(train), self.fit_seconds_)
     return self
 

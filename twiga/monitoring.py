@@ -6,11 +6,8 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import warnings
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from scipy import stats
 
 from .core.errors import ConfigError, InvalidInputError, NotFoundError
+from .core.io import atomic_write, atomic_write_bytes, atomic_write_json, utc_now
 from .core.settings import load_settings
 from .core.utils import get_logger
 
@@ -213,22 +211,6 @@ REFERENCE_FILE, REFERENCE_META = "reference.parquet", "reference.json"
 HISTORY_FILE, PERFORMANCE_LATEST = "drift_history.jsonl", "performance_latest.json"
 _HISTORY_KEEP = 1000  # drift checks kept in the history file
 
-def _now() -> datetime: return datetime.now(timezone.utc)
-
-def _write_atomic(path: Path, write) -> None:
-    "Call `write(tmp_path)`, then move the file into place at `path` in one step."
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp): os.unlink(tmp)
-
-def _write_json(path: Path, obj) -> None:
-    "Write `obj` as JSON, atomically."
-    _write_atomic(path, lambda tmp: Path(tmp).write_text(json.dumps(obj, indent=2, allow_nan=False)))
-
 def _resolve_method(settings, method, threshold) -> tuple[str, float]:
     "The drift method and threshold: arguments first, then settings; a threshold set for another method is not reused."
     method = settings.drift_method if method is None else method
@@ -303,7 +285,7 @@ def _evidently():
 
 def _report_paths(kind: str, report_dir: Path) -> tuple[Path, Path]:
     "New (HTML, JSON) report paths `<kind>_<UTC time to the microsecond>Z[-i].html/.json` in `report_dir`."
-    now = _now()
+    now = utc_now()
     base, i = f"{kind}_{now:%Y%m%dT%H%M%S}_{now:%f}Z", 0
     while True:
         name = base if i == 0 else f"{base}-{i}"
@@ -396,12 +378,12 @@ def _set_reference(self, df: pd.DataFrame) -> ForecastMonitor:
     elif not numeric: raise InvalidInputError(f"Argument `df` has no numeric column to use as a drift reference. Columns are {list(df.columns)}.")
     ref = df[numeric].reset_index(drop=True)
     if self.date_col in df.columns: ref.insert(0, self.date_col, _utc_times(df, self.date_col, "the reference `df`"))
-    meta = dict(set_at=_now().isoformat(), n_rows=len(ref), columns=numeric, date_col=self.date_col if self.date_col in ref else None,
+    meta = dict(set_at=utc_now().isoformat(), n_rows=len(ref), columns=numeric, date_col=self.date_col if self.date_col in ref else None,
                 start=str(ref[self.date_col].min()) if self.date_col in ref else None,
                 end=str(ref[self.date_col].max()) if self.date_col in ref else None)
     with self._lock():
-        _write_atomic(self._path(REFERENCE_FILE), lambda tmp: ref.to_parquet(tmp, index=False))
-        _write_json(self._path(REFERENCE_META), meta)
+        atomic_write(self._path(REFERENCE_FILE), lambda f: ref.to_parquet(f, index=False))
+        atomic_write_json(self._path(REFERENCE_META), meta)
     self._cache = {}
     log.info("Drift reference set: %d rows, %d numeric columns, in %s", len(ref), len(numeric), self.report_dir)
     return self
@@ -458,7 +440,7 @@ def _record_check(self, entry: dict) -> dict | None:
         lines.append(json.dumps(entry, allow_nan=False))
         if len(lines) > 2 * _HISTORY_KEEP:
             lines = lines[-_HISTORY_KEEP:]
-            _write_atomic(path, lambda tmp: Path(tmp).write_text("\n".join(lines) + "\n"))
+            atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
         else:
             with open(path, "a") as f: f.write(lines[-1] + "\n")
     if self.persistence is None: return None
@@ -499,7 +481,7 @@ def _run_data_drift(self,
                    feature_drift={f: r["score"] for f, r in results.items()}, report_path=None, method=self.method,
                    threshold=self.threshold, drift_share=self.drift_share, raw_drift_detected=share >= self.drift_share,
                    feature_drifted={f: r["drifted"] for f, r in results.items()}, persistence=None, seasonal=seasonal,
-                   features=results, n_current=len(current_df), n_reference=len(reference), checked_at=_now().isoformat())
+                   features=results, n_current=len(current_df), n_reference=len(reference), checked_at=utc_now().isoformat())
     snapshot = None
     if html:
         self.report_dir.mkdir(parents=True, exist_ok=True)
@@ -514,7 +496,7 @@ def _run_data_drift(self,
     if state is not None:
         summary["persistence"] = state
         summary["drift_detected"] = state["drifted_checks"] >= state["k"]
-    if html: _write_json(json_path, summary)
+    if html: atomic_write_json(json_path, summary)
     log.info("Data drift: %d/%d features drifted (%s), drift_detected=%s", n_drifted, len(feats), self.method, summary["drift_detected"])
     table = pd.DataFrame.from_dict(results, orient="index").rename_axis("feature").reset_index()
     return DriftReport(summary, table, ref_s, cur_s, snapshot), summary
@@ -569,14 +551,14 @@ def _run_performance(self,
     if bounds and len(scored):
         summary |= {k: v for k, v in performance_metrics(scored[self.target_col], scored[self.prediction_col],
                                                          scored[self.lower_col], scored[self.upper_col]).items() if k in ("coverage", "mean_width")}
-    summary |= dict(report_path=None, target_col=self.target_col, prediction_col=self.prediction_col, checked_at=_now().isoformat())
+    summary |= dict(report_path=None, target_col=self.target_col, prediction_col=self.prediction_col, checked_at=utc_now().isoformat())
     self.report_dir.mkdir(parents=True, exist_ok=True)
     if html:
         html_path, json_path = _report_paths("performance", self.report_dir)
         summary["report_path"] = str(html_path)
         _performance_snapshot(rows[cols], *cols).save_html(summary["report_path"])
-        _write_json(json_path, summary)
-    with self._lock(): _write_json(self._path(PERFORMANCE_LATEST), summary)
+        atomic_write_json(json_path, summary)
+    with self._lock(): atomic_write_json(self._path(PERFORMANCE_LATEST), summary)
     log.info("Performance on %d rows: MAE %.4g, RMSE %.4g", summary["n"], summary["mae"], summary["rmse"])
     return summary
 

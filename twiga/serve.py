@@ -16,7 +16,6 @@ import threading
 import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,7 +30,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .checkpoints import MANIFEST_NAME, CheckpointStore, to_jsonable
+from .checkpoints import MANIFEST_NAME, CheckpointStore
+from .core.io import to_jsonable, utc_stamp
 from .core.errors import (CheckpointError, InvalidInputError, ModelNotReadyError, NotFoundError,
                                PayloadTooLargeError, TwigaError, UnauthorizedError)
 from .core.settings import TwigaSettings, load_settings
@@ -379,8 +379,6 @@ def _replay(messages):
     return receive
 
 # %% ../nbs/30_serve.ipynb #48243e38
-def _now() -> str: return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
 @dataclass(frozen=True)
 class ServedModel:
     "One loaded forecaster and where it came from."
@@ -425,7 +423,7 @@ class CheckpointSource:
         except TwigaError: raise
         except Exception as e:  # a corrupt pickle, a missing class...: still a checkpoint problem, not a server bug
             raise CheckpointError(f"Checkpoint version {version} in `{self.directory}` could not be loaded: {type(e).__name__}: {e}") from e
-        return ServedModel(fc, version, _now())
+        return ServedModel(fc, version, utc_stamp())
 
     def _build(self, version: int):
         "A fitted forecaster from checkpoint `version`: loaded into a copy of the template, or as saved."
@@ -454,7 +452,7 @@ class ModelLoader:
         self._lock, self._served, self._seen, self.last_error = threading.Lock(), None, None, None
         self._followed = None  # the store version the served model corresponds to
         if forecaster is not None and getattr(forecaster, "is_fitted", False):
-            self._served = ServedModel(forecaster, None, _now())
+            self._served = ServedModel(forecaster, None, utc_stamp())
             self._followed = self.source.current_version()  # follow the store from now on, not back to what it holds
 
     @property

@@ -14,6 +14,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, ValidationError, field_serializer, field_validator, model_validator
 
 from .errors import ConfigError
+from .io import to_jsonable
 
 # %% auto #0
 __all__ = ['CALENDAR_FEATURES', 'TwigaConfig', 'parse_period', 'DataPipelineFields', 'DataPipelineConfig', 'describe_transformer',
@@ -152,14 +153,7 @@ def describe_transformer(obj) -> dict | None:
     "A JSON-safe description of a scikit-learn style transformer: class name and parameters."
     if obj is None: return None
     params = obj.get_params(deep=False) if callable(getattr(obj, "get_params", None)) else {}
-    return {"class": type(obj).__name__, "params": {k: _jsonable(v) for k, v in params.items()}}
-
-def _jsonable(v):
-    "`v` if JSON can hold it as is, a list for a tuple of plain values, else its repr."
-    plain = (int, float, str, bool, type(None))
-    if isinstance(v, plain): return v
-    if isinstance(v, (list, tuple)) and all(isinstance(x, plain) for x in v): return list(v)
-    return repr(v)
+    return {"class": type(obj).__name__, "params": to_jsonable(params)}
 
 # %% ../../nbs/10_core.config.ipynb #2b0c060e
 class ForecasterConfig(TwigaConfig):

@@ -8,7 +8,6 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import functools
-import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,7 +23,7 @@ from .errors import InvalidInputError, NotFittedError
 
 # %% auto #0
 __all__ = ['validate_frame', 'day_night', 'calendar_features', 'window_origins', 'SeriesData', 'SeriesPipeline',
-           'extend_covariates', 'frame_fingerprint']
+           'extend_covariates']
 
 # %% ../../nbs/11_core.features.ipynb #89770bbd
 def _check_columns(df, cols: list[str], what: str = "df"):
@@ -244,10 +243,3 @@ def extend_covariates(df: pd.DataFrame, # validated frame
         elif v.dtype.kind == "f": cols[c] = np.concatenate([v, np.full(n, np.nan)])
         else: cols[c] = df[c].reindex(range(m + n)).to_numpy()  # another dtype: missing values as pandas writes them
     return pd.DataFrame(cols)
-
-# %% ../../nbs/11_core.features.ipynb #88509f8b
-def frame_fingerprint(df: pd.DataFrame) -> str:
-    "sha256 of a frame's columns and values."
-    h = hashlib.sha256("\x1f".join(map(str, df.columns)).encode())
-    h.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
-    return h.hexdigest()

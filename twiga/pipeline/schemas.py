@@ -7,32 +7,23 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
 from ..core.errors import InvalidInputError
+from ..core.io import to_jsonable
 
 # %% auto #0
 __all__ = ['metrics_frame', 'DriftSummary', 'TrainingResult', 'RetrainingResult']
 
 # %% ../../nbs/40_pipeline.schemas.ipynb #1faef538
-def _plain(v: Any) -> Any:
-    "`v` as plain JSON-ready Python: numpy scalars to numbers, NaN to None, tuples to lists."
-    if isinstance(v, _Result): return v.to_dict()  # a nested result, also inside a dict or list
-    if isinstance(v, dict): return {str(k): _plain(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)): return [_plain(x) for x in v]
-    if hasattr(v, "item") and callable(v.item) and getattr(v, "ndim", 1) == 0: v = v.item()
-    if isinstance(v, float) and math.isnan(v): return None
-    return v
-
 class _Result:
     "Shared helpers of the result dataclasses."
     def to_dict(self) -> dict:
         "The result as a dict of plain JSON-ready values."
-        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        return to_jsonable(self)
 
     def to_json(self, **kwargs) -> str:
         "The result as a JSON string."
