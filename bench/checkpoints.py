@@ -41,8 +41,9 @@ def _fit_forecaster():
 
     data_config = DataPipelineConfig(
         target_feature="demand_mwh", period="1h", latitude=ERCOT_LATITUDE, longitude=ERCOT_LONGITUDE,
-        calendar_features=["hour", "dayofweek", "dayofyear", "day_night"], exogenous_features=["temperature_c", "ghi_wm2"],
-        forecast_horizon=24, lookback_window_size=168, input_scaler=StandardScaler(), target_scaler=RobustScaler())
+        calendar_features=["hour", "dayofweek", "dayofyear", "day_night"],
+        exogenous_features=["temperature_c", "ghi_wm2"], forecast_horizon=24, lookback_window_size=168,
+        input_scaler=StandardScaler(), target_scaler=RobustScaler())
     train_df, val_df, _ = split_by_time(load_ercot(start="2018-01-01", end="2019-05-01"),
                                         val_start="2019-01-01", test_start="2019-04-01")
 

@@ -9,7 +9,6 @@ import os
 import statistics
 import time
 
-import numpy as np
 import pandas as pd
 from sklearn.preprocessing import RobustScaler, StandardScaler
 
@@ -20,8 +19,8 @@ from twiga.models.baseline.seasonal_naive_model import SEASONALNAIVEConfig
 from twiga.models.ml import LIGHTGBMConfig
 
 RUNS = int(os.environ.get("TWIGA_BENCH_RUNS", "3"))
-REFERENCE = {"seasonal_naive_7d_mae_2019": 4190, "ercot_day_ahead_mae_2019": 1030, "quick_untuned_lightgbm_mae_2019": 1365,
-             "public_twiga_tutorial_shape_fit_s": 196}
+REFERENCE = {"seasonal_naive_7d_mae_2019": 4190, "ercot_day_ahead_mae_2019": 1030,
+             "quick_untuned_lightgbm_mae_2019": 1365, "public_twiga_tutorial_shape_fit_s": 196}
 
 
 def _utc(s): return pd.Timestamp(s, tz="UTC")
@@ -67,10 +66,11 @@ def hourly():
     t = d["timestamp"]
     train, val = d[t < _utc("2018-10-01")], d[(t >= _utc("2018-10-01")) & (t < _utc("2019-01-01"))]
     test = d[t >= _utc("2019-01-01") - pd.Timedelta("168h")]  # a week of history, so the first window forecasts 2019-01-01 00:00
-    cfg = DataPipelineConfig(target_feature="demand_mwh", period="1h", latitude=ERCOT_LATITUDE, longitude=ERCOT_LONGITUDE,
-                             calendar_features=["hour", "dayofweek", "dayofyear", "us_holiday", "day_night"], timezone="America/Chicago",
-                             exogenous_features=["temperature_c", "ghi_wm2"], forecast_horizon=24, lookback_window_size=168,
-                             input_scaler=StandardScaler(), target_scaler=RobustScaler(), stride=24)
+    cfg = DataPipelineConfig(
+        target_feature="demand_mwh", period="1h", latitude=ERCOT_LATITUDE, longitude=ERCOT_LONGITUDE,
+        calendar_features=["hour", "dayofweek", "dayofyear", "us_holiday", "day_night"], timezone="America/Chicago",
+        exogenous_features=["temperature_c", "ghi_wm2"], forecast_horizon=24, lookback_window_size=168,
+        input_scaler=StandardScaler(), target_scaler=RobustScaler(), stride=24)
     ercot = d[["timestamp", "ercot_forecast_mwh"]]
     fc, wall, cpu = _timed_fit(lambda: TwigaForecaster(cfg, [LIGHTGBMConfig()]), train, val)
     out = {"lightgbm": {**_scores(fc, test, ercot, "lightgbm"), "fit_s": wall, "fit_cpu_s": cpu,
@@ -81,7 +81,8 @@ def hourly():
     # the tutorial's calendar features only (no local time zone, no weekday or holiday): what the extra features buy
     basic = cfg.model_copy(update={"calendar_features": ["hour", "day_night"], "timezone": None})
     fb = TwigaForecaster(basic, [LIGHTGBMConfig()]).fit(train, val)
-    out["lightgbm_tutorial_calendar"] = {k: v for k, v in _scores(fb, test, ercot, "lightgbm").items() if k in ("mae", "coverage_90")}
+    out["lightgbm_tutorial_calendar"] = {k: v for k, v in _scores(fb, test, ercot, "lightgbm").items()
+                                         if k in ("mae", "coverage_90")}
     return out
 
 
@@ -92,15 +93,16 @@ def tutorial_shape():
     train = d[(t >= _utc("2018-01-01")) & (t < _utc("2019-01-01"))]
     val = d[(t >= _utc("2019-01-01")) & (t < _utc("2019-07-01"))]
     test = d[t >= _utc("2019-07-01") - pd.Timedelta("168h")]
-    cfg = DataPipelineConfig(target_feature="demand_mwh", period="30min", latitude=ERCOT_LATITUDE, longitude=ERCOT_LONGITUDE,
-                             calendar_features=["hour", "day_night"], exogenous_features=["temperature_c", "ghi_wm2"],
-                             forecast_horizon=48, lookback_window_size=48 * 7, input_scaler=StandardScaler(),
-                             target_scaler=RobustScaler(), stride=48)
+    cfg = DataPipelineConfig(
+        target_feature="demand_mwh", period="30min", latitude=ERCOT_LATITUDE, longitude=ERCOT_LONGITUDE,
+        calendar_features=["hour", "day_night"], exogenous_features=["temperature_c", "ghi_wm2"], forecast_horizon=48,
+        lookback_window_size=48 * 7, input_scaler=StandardScaler(), target_scaler=RobustScaler(), stride=48)
     ercot = d[["timestamp", "ercot_forecast_mwh"]]
     fc, wall, cpu = _timed_fit(lambda: TwigaForecaster(cfg, [LIGHTGBMConfig()]), train, val)
-    out = {"train_rows": len(train), "lightgbm": {**_scores(fc, test, ercot, "lightgbm"), "fit_s": wall, "fit_cpu_s": cpu,
-                                                  "fit_speedup_vs_public_196s": round(196 / wall, 1),
-                                                  "predict_one_window_ms": _latency_ms(fc, test.iloc[:336 + 48])}}
+    out = {"train_rows": len(train),
+           "lightgbm": {**_scores(fc, test, ercot, "lightgbm"), "fit_s": wall, "fit_cpu_s": cpu,
+                        "fit_speedup_vs_public_196s": round(196 / wall, 1),
+                        "predict_one_window_ms": _latency_ms(fc, test.iloc[:336 + 48])}}
     sn = TwigaForecaster(cfg, [SEASONALNAIVEConfig(period="7D", freq="30min")]).fit(train, val)
     out["seasonal_naive_7d"] = _scores(sn, test, ercot, "seasonal_naive")
     return out
@@ -108,7 +110,7 @@ def tutorial_shape():
 
 def main():
     load = os.getloadavg()
-    res = {"runs": RUNS, "cpus": os.cpu_count(), "load_avg_at_start": [round(x, 2) for x in load], "reference": REFERENCE,
-           "hourly_2019": hourly(), "tutorial_shape_30min_2019H2": tutorial_shape()}
+    res = {"runs": RUNS, "cpus": os.cpu_count(), "load_avg_at_start": [round(x, 2) for x in load],
+           "reference": REFERENCE, "hourly_2019": hourly(), "tutorial_shape_30min_2019H2": tutorial_shape()}
     res["load_avg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     return res

@@ -49,7 +49,8 @@ def main(repeats: int = 3, summary_repeats: int = 7) -> dict:
         html_s = _median(lambda: plain.run_data_drift(current, feature_cols=FEATURES, html=True), repeats)
         summary_s = _median(lambda: plain.run_data_drift(current, feature_cols=FEATURES, html=False), summary_repeats)
         seasonal.run_data_drift(current, feature_cols=FEATURES, html=False)  # warm the reference-side memo
-        seasonal_summary_s = _median(lambda: seasonal.run_data_drift(current, feature_cols=FEATURES, html=False), summary_repeats)
+        seasonal_summary_s = _median(lambda: seasonal.run_data_drift(current, feature_cols=FEATURES, html=False),
+                                     summary_repeats)
         seasonal_html_s = _median(lambda: seasonal.run_data_drift(current, feature_cols=FEATURES, html=True), repeats)
         baseline_s = _median(lambda: _evidently_direct(reference, current, f"{d}/baseline.html"), repeats)
     return {

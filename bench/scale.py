@@ -36,10 +36,11 @@ def _forecaster():
     from twiga.datasets import ERCOT_LATITUDE, ERCOT_LONGITUDE
     from twiga.models.baseline.seasonal_naive_model import SEASONALNAIVEConfig
     from twiga.models.ml import LIGHTGBMConfig
-    data = DataPipelineConfig(target_feature="demand_mwh", period="1h", latitude=ERCOT_LATITUDE, longitude=ERCOT_LONGITUDE,
-                              calendar_features=["hour", "dayofweek", "day_night"], exogenous_features=["temperature_c", "ghi_wm2"],
-                              forecast_horizon=24, lookback_window_size=168, stride=24,
-                              input_scaler=StandardScaler(), target_scaler=RobustScaler())
+    data = DataPipelineConfig(target_feature="demand_mwh", period="1h", latitude=ERCOT_LATITUDE,
+                              longitude=ERCOT_LONGITUDE, calendar_features=["hour", "dayofweek", "day_night"],
+                              exogenous_features=["temperature_c", "ghi_wm2"], forecast_horizon=24,
+                              lookback_window_size=168, stride=24, input_scaler=StandardScaler(),
+                              target_scaler=RobustScaler())
     return TwigaForecaster(data_params=data, model_params=[
         LIGHTGBMConfig(n_estimators=300, num_leaves=31, learning_rate=0.05, max_train_rows=60_000, n_jobs=1),
         SEASONALNAIVEConfig(period="1D", freq="1h")])
@@ -83,7 +84,8 @@ def _cpu_s(pids) -> float:
 
 
 def _run(flow, kind, data_path, ckpt, template, address=None):
-    res = flow(data_path=str(data_path), forecaster=template, checkpoint_dir=str(ckpt), task_runner=kind, address=address, track=False)
+    res = flow(data_path=str(data_path), forecaster=template, checkpoint_dir=str(ckpt), task_runner=kind,
+               address=address, track=False)
     assert not res.failed and len(res.results) == N_SERIES, res.failed
     return res
 
@@ -124,7 +126,8 @@ def main() -> dict:
                     pids = [me] if kind == "sequential" else [me, *worker_pids]
                     cpu0, t = _cpu_s([me, server_pid, *worker_pids]), time.perf_counter()
                     with PeakRSS(lambda: pids) as mem:
-                        res = _run(many_series_flow, kind, base / "panel.parquet", base / f"ckpt-{kind}", template, address[kind])
+                        res = _run(many_series_flow, kind, base / "panel.parquet", base / f"ckpt-{kind}", template,
+                                   address[kind])
                     wall, cpu = time.perf_counter() - t, _cpu_s([me, server_pid, *worker_pids]) - cpu0
                     runs[kind]["wall"].append(round(wall, 2)); runs[kind]["cpu"].append(round(cpu, 1)); runs[kind]["peak_mb"].append(mem.peak_mb)
                     if kind == "dask":

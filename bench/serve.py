@@ -45,7 +45,8 @@ def _fit_versions(ckpt: Path):
     test = df[df["timestamp"] >= "2019-01-01T00:00:00Z"].reset_index(drop=True)
     template = make_forecaster(ckpt)
     def fit(config, val_df):
-        fc = TwigaForecaster(data_params=template.data_params, model_params=[config], train_params=template.train_params)
+        fc = TwigaForecaster(data_params=template.data_params, model_params=[config],
+                             train_params=template.train_params)
         fc.fit(train, val_df).on_save_checkpoint()
         return fc
     t0 = time.perf_counter()
@@ -62,13 +63,15 @@ def _windows(test, n=8):
 
 def _in_process(ckpt, report_dir, frames, bodies, fc, n=300):
     from fastapi.testclient import TestClient
+
     from twiga.serve import create_app
     direct = []
     for i in range(n):
         t0 = time.perf_counter(); fc.forecast(frames[i % len(frames)], ensemble_strategy="mean"); direct.append(time.perf_counter() - t0)
     app = create_app(make_forecaster(ckpt), report_dir=report_dir, title="bench")
     c = TestClient(app)
-    for b in bodies: assert c.post("/predict", content=b, headers={"content-type": "application/json"}).status_code == 200
+    for b in bodies:
+        assert c.post("/predict", content=b, headers={"content-type": "application/json"}).status_code == 200
     lat = []
     for i in range(n):
         t0 = time.perf_counter()
@@ -109,10 +112,12 @@ def _load(port, bodies, seconds, reload_every=None, refs=None, concurrency=CONCU
     stop.set()
     for t in threads: t.join(120)
     elapsed = time.perf_counter() - t0
-    out = {**_ms(lat), "requests_per_s": round(len(lat) / elapsed, 1), "failed": len(fails), "seconds": round(elapsed, 1)}
+    out = {**_ms(lat), "requests_per_s": round(len(lat) / elapsed, 1), "failed": len(fails),
+           "seconds": round(elapsed, 1)}
     if fails: out["first_failures"] = [str(f) for f in fails[:3]]
     if reload_every:
-        out |= {"reloads": len(reloads), "reloads_failed": sum(s != 200 for s in reloads), "inconsistent_answers": inconsistent[0]}
+        out |= {"reloads": len(reloads), "reloads_failed": sum(s != 200 for s in reloads),
+                "inconsistent_answers": inconsistent[0]}
     return out
 
 
@@ -194,6 +199,7 @@ def _heavy_imports(ckpt, base) -> list[str]:
     code = ("import sys, json; from fastapi.testclient import TestClient; from twiga.serve import app_from_env; "
             "c = TestClient(app_from_env()); c.get('/health'); "
             "print(json.dumps([m for m in ('mlflow', 'prefect', 'evidently') if m in sys.modules]))")
-    env = {**os.environ, "TWIGA_MODEL_CHECKPOINT_DIR": str(ckpt), "TWIGA_SERVE_REPORT_DIR": str(base / "reports-imports")}
+    env = {**os.environ, "TWIGA_MODEL_CHECKPOINT_DIR": str(ckpt),
+           "TWIGA_SERVE_REPORT_DIR": str(base / "reports-imports")}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])

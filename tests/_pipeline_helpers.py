@@ -30,16 +30,18 @@ def write_slices(directory: Path, reference=("2019-01-01", "2019-05-01"), curren
 def make_forecaster(checkpoint_dir, models=("lightgbm", "seasonal_naive"), n_estimators=60, exogenous=("temperature_c", "ghi_wm2")):
     "An unfitted hourly forecaster (horizon 24, lookback 168) whose checkpoints go to `checkpoint_dir`."
     from sklearn.preprocessing import RobustScaler, StandardScaler
+
     from twiga import TwigaForecaster
     from twiga.core.config import DataPipelineConfig, ForecasterConfig
     from twiga.datasets import ERCOT_LATITUDE, ERCOT_LONGITUDE
     from twiga.models.baseline.seasonal_naive_model import SEASONALNAIVEConfig
     from twiga.models.ml import LIGHTGBMConfig
-    data = DataPipelineConfig(target_feature="demand_mwh", period="1h", latitude=ERCOT_LATITUDE, longitude=ERCOT_LONGITUDE,
-                              calendar_features=["hour", "dayofweek", "day_night"], exogenous_features=list(exogenous),
-                              forecast_horizon=24, lookback_window_size=168, stride=24,
-                              input_scaler=StandardScaler(), target_scaler=RobustScaler())
-    configs = {"lightgbm": LIGHTGBMConfig(n_estimators=n_estimators, learning_rate=0.1, num_leaves=15, max_train_rows=20_000, n_jobs=1),
+    data = DataPipelineConfig(target_feature="demand_mwh", period="1h", latitude=ERCOT_LATITUDE,
+                              longitude=ERCOT_LONGITUDE, calendar_features=["hour", "dayofweek", "day_night"],
+                              exogenous_features=list(exogenous), forecast_horizon=24, lookback_window_size=168,
+                              stride=24, input_scaler=StandardScaler(), target_scaler=RobustScaler())
+    configs = {"lightgbm": LIGHTGBMConfig(n_estimators=n_estimators, learning_rate=0.1, num_leaves=15,
+                                          max_train_rows=20_000, n_jobs=1),
                "seasonal_naive": SEASONALNAIVEConfig(period="1D", freq="1h"),
                "seasonal_naive_7d": SEASONALNAIVEConfig(period="7D", freq="1h")}
     return TwigaForecaster(data_params=data, model_params=[configs[m] for m in models],

@@ -31,13 +31,14 @@ def ercot_split(cut="2018-05-15T00:00:00Z", start="2018-02-01", end="2018-07-01"
 def make_forecaster(checkpoint_dir, n_estimators=60, seed=42, horizon=HORIZON, lookback=LOOKBACK, models=("lightgbm",)):
     "An unfitted forecaster of the benchmark's shape whose checkpoints go to `checkpoint_dir`."
     from sklearn.preprocessing import RobustScaler, StandardScaler
+
     from twiga import TwigaForecaster
     from twiga.core.config import DataPipelineConfig, ForecasterConfig
     from twiga.datasets import ERCOT_LATITUDE, ERCOT_LONGITUDE
     from twiga.models.baseline.seasonal_naive_model import SEASONALNAIVEConfig
     from twiga.models.ml import LIGHTGBMConfig
-    data = DataPipelineConfig(target_feature="demand_mwh", period="30min", latitude=ERCOT_LATITUDE, longitude=ERCOT_LONGITUDE,
-                              calendar_features=["hour", "dayofweek", "day_night"],
+    data = DataPipelineConfig(target_feature="demand_mwh", period="30min", latitude=ERCOT_LATITUDE,
+                              longitude=ERCOT_LONGITUDE, calendar_features=["hour", "dayofweek", "day_night"],
                               exogenous_features=["temperature_c", "ghi_wm2", "specific_humidity"],
                               forecast_horizon=horizon, lookback_window_size=lookback, stride=horizon,
                               input_scaler=StandardScaler(), target_scaler=RobustScaler())
@@ -90,7 +91,8 @@ class Client:
         for attempt in range(2):
             if self.conn is None: self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
             try:
-                self.conn.request("POST", path, body=data, headers={"content-type": "application/json", **(headers or {})})
+                self.conn.request("POST", path, body=data,
+                                  headers={"content-type": "application/json", **(headers or {})})
                 r = self.conn.getresponse()
                 return r.status, r.read()
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
@@ -106,13 +108,14 @@ class Server:
     "A real uvicorn process serving `twiga.serve:app_from_env` (or `run_server`) on 127.0.0.1."
     def __init__(self, checkpoint_dir, report_dir, workers=1, env=None, via_run_server=False, log_path=None):
         self.port, self.workers, self.via_run_server = free_port(), workers, via_run_server
-        self.env = {**os.environ, "TWIGA_MODEL_CHECKPOINT_DIR": str(checkpoint_dir), "TWIGA_SERVE_REPORT_DIR": str(report_dir),
-                    "TWIGA_SERVE_RELOAD_POLL_SECONDS": "0.5", "TWIGA_LOG_LEVEL": "INFO", **(env or {})}
+        self.env = {**os.environ, "TWIGA_MODEL_CHECKPOINT_DIR": str(checkpoint_dir),
+                    "TWIGA_SERVE_REPORT_DIR": str(report_dir), "TWIGA_SERVE_RELOAD_POLL_SECONDS": "0.5",
+                    "TWIGA_LOG_LEVEL": "INFO", **(env or {})}
         self.env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         self.log_path = Path(log_path or Path(report_dir) / f"uvicorn-{self.port}.log")
         self.proc = None
 
-    def start(self, timeout=90.0) -> "Server":
+    def start(self, timeout=90.0) -> Server:
         if self.via_run_server:
             code = (f"from twiga.serve import run_server; run_server(host='127.0.0.1', port={self.port}, "
                     f"workers={self.workers}, log_level='warning')")
@@ -123,7 +126,8 @@ class Server:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self.log = open(self.log_path, "wb")
         self.t0 = time.perf_counter()
-        self.proc = subprocess.Popen(cmd, env=self.env, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(cmd, env=self.env, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
         self.healthy_after = self.wait_healthy(timeout)
         return self
 
@@ -131,7 +135,8 @@ class Server:
         "Seconds from start until /health answers with a loaded model."
         deadline = time.perf_counter() + timeout
         while time.perf_counter() < deadline:
-            if self.proc.poll() is not None: raise RuntimeError(f"uvicorn exited with {self.proc.returncode}:\n{self.logs()}")
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"uvicorn exited with {self.proc.returncode}:\n{self.logs()}")
             try:
                 status, body = request(self.port, "GET", "/health", timeout=5)
                 if status == 200 and body.get("loaded"): return time.perf_counter() - self.t0

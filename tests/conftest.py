@@ -7,7 +7,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from _pipeline_helpers import prefect_env
 
 prefect_env()
@@ -32,5 +31,6 @@ _present_at_start = {n for n in DEFAULT_OUTPUTS if (ROOT / n).exists()}
 def pytest_sessionfinish(session, exitstatus):
     new = sorted(n for n in DEFAULT_OUTPUTS if (ROOT / n).exists() and n not in _present_at_start)
     if new:
-        print(f"\nFAIL: the tests wrote {new} into {ROOT}: some test used a default directory instead of a temporary one.")
+        print(f"\nFAIL: the tests wrote {new} into {ROOT}: some test used a default directory "
+              "instead of a temporary one.")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 
 import pytest
-
 from _pipeline_helpers import make_forecaster
 
 pytestmark = pytest.mark.timeout(900)
@@ -112,7 +110,8 @@ def test_many_series_flow_on_a_dask_cluster(prefect_server, cluster, panel, monk
         assert (int(mv.version), mv.run_id, mv.tags["checkpoint_version"]) == (1, r.mlflow_run_id, "1")
     parent = client.get_run(res.mlflow_run_id)
     assert (parent.data.metrics["n_series"], parent.data.metrics["n_failed"]) == (N_SERIES, 0)
-    assert parent.data.metrics["feeder-03.lightgbm.mae"] == pytest.approx(res.results["feeder-03"].metrics["lightgbm"]["mae"])
+    assert parent.data.metrics["feeder-03.lightgbm.mae"] == pytest.approx(
+        res.results["feeder-03"].metrics["lightgbm"]["mae"])
 
     # Prefect recorded one completed task run per series
     states = task_run_states(state.state_details.flow_run_id, N_SERIES)
@@ -125,12 +124,14 @@ def test_many_series_flow_on_a_process_pool(prefect_server, panel, tmp_path):
 
     from twiga.pipeline.many import many_series_flow
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    res = many_series_flow(data_path=str(panel["path"]), forecaster=make_forecaster(tmp_path / "unused", n_estimators=20),
-                           series=panel["ids"][:3], checkpoint_dir=str(tmp_path / "checkpoints"), task_runner="processes",
-                           max_workers=2, tracking_uri=uri, experiment="pool-many", log_model=False, register_model=False)
+    res = many_series_flow(data_path=str(panel["path"]),
+                           forecaster=make_forecaster(tmp_path / "unused", n_estimators=20), series=panel["ids"][:3],
+                           checkpoint_dir=str(tmp_path / "checkpoints"), task_runner="processes", max_workers=2,
+                           tracking_uri=uri, experiment="pool-many", log_model=False, register_model=False)
     assert (list(res.results), res.failed, res.task_runner) == (panel["ids"][:3], {}, "ProcessPoolTaskRunner")
     pids = {int(r.worker.rsplit(":", 1)[1]) for r in res.results.values()}
     assert os.getpid() not in pids and 1 <= len(pids) <= 2
     client = MlflowClient(uri)
-    runs = client.search_runs([client.get_experiment_by_name("pool-many").experiment_id], filter_string="tags.`twiga.flow` = 'many_series'")
+    runs = client.search_runs([client.get_experiment_by_name("pool-many").experiment_id],
+                              filter_string="tags.`twiga.flow` = 'many_series'")
     assert sorted(r.data.tags.get("twiga.series_id", "parent") for r in runs) == sorted([*panel["ids"][:3], "parent"])

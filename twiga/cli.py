@@ -9,7 +9,7 @@ import argparse
 import sys
 
 from .core.errors import TwigaError
-from .core.utils import configure, get_logger
+from .core.utils import configure
 
 # %% auto #0
 __all__ = ['cmd_quickstart', 'cmd_train', 'cmd_retrain', 'cmd_retrain_job', 'cmd_monitor', 'cmd_schedule', 'cmd_serve',
@@ -26,20 +26,22 @@ def cmd_quickstart(args) -> int:
 def cmd_train(args) -> int:
     "Fit, evaluate, checkpoint and track a forecaster on a data file."
     from twiga.pipeline.jobs import show_result, train_from_file
-    r = train_from_file(args.data, args.config, checkpoint_dir=args.checkpoint_dir, use_prefect=args.prefect, date_col=args.date_col,
-                        train_end=args.train_end, test_start=args.test_start, test_size=args.test_size, tune=args.tune,
-                        experiment=args.experiment, run_name=args.run_name, track=not args.no_track)
+    r = train_from_file(args.data, args.config, checkpoint_dir=args.checkpoint_dir, use_prefect=args.prefect,
+                        date_col=args.date_col, train_end=args.train_end, test_start=args.test_start,
+                        test_size=args.test_size, tune=args.tune, experiment=args.experiment, run_name=args.run_name,
+                        track=not args.no_track)
     show_result(r)
     return 0
 
 def cmd_retrain(args) -> int:
     "Check drift, retrain when due, promote a better challenger, reload the server."
     from twiga.pipeline.jobs import retrain_from_file, show_result
-    r = retrain_from_file(args.reference, args.current, checkpoint_dir=args.checkpoint_dir, config=args.config, use_prefect=args.prefect,
-                          date_col=args.date_col, drift_threshold=args.drift_threshold, performance_threshold=args.performance_threshold,
-                          metric_key=args.metric, minimize=args.metric != "corr", min_improvement=args.min_improvement,
-                          holdout_size=args.holdout_size, fastapi_reload_url=args.reload_url, report_dir=args.report_dir,
-                          experiment=args.experiment, run_name=args.run_name, track=not args.no_track)
+    r = retrain_from_file(
+        args.reference, args.current, checkpoint_dir=args.checkpoint_dir, config=args.config, use_prefect=args.prefect,
+        date_col=args.date_col, drift_threshold=args.drift_threshold, performance_threshold=args.performance_threshold,
+        metric_key=args.metric, minimize=args.metric != "corr", min_improvement=args.min_improvement,
+        holdout_size=args.holdout_size, fastapi_reload_url=args.reload_url, report_dir=args.report_dir,
+        experiment=args.experiment, run_name=args.run_name, track=not args.no_track)
     show_result(r)
     return 0
 
@@ -55,19 +57,24 @@ def cmd_retrain_job(args) -> int:
 def cmd_monitor(args) -> int:
     "Data drift of one file against another, with an HTML report."
     from twiga.pipeline.jobs import monitor_from_file, show_result
-    d = monitor_from_file(args.reference, args.current, report_dir=args.report_dir, date_col=args.date_col, feature_cols=args.features,
-                          target_col=args.target, method=args.method, seasonal=args.seasonal)
+    d = monitor_from_file(args.reference, args.current, report_dir=args.report_dir, date_col=args.date_col,
+                          feature_cols=args.features, target_col=args.target, method=args.method,
+                          seasonal=args.seasonal)
     show_result(d)
     return 1 if (args.fail_on_drift and d.drift_detected) else 0
 
 def cmd_schedule(args) -> int:
     "Run the retraining flow on a cron schedule (Prefect 3 deployment, served by this process)."
     from twiga.pipeline.jobs import schedule
-    extra = {k: v for k, v in dict(fastapi_reload_url=args.reload_url, experiment=args.experiment, drift_threshold=args.drift_threshold,
-                                   min_improvement=args.min_improvement).items() if v is not None}
-    dep = schedule(args.reference, args.current, args.checkpoint_dir, cron=args.cron, name=args.name, timezone=args.timezone,
-                   serve=not args.dry_run, **extra)
-    if args.dry_run: print(f"Deployment {dep.name!r}: {dep.entrypoint}, cron {dep.schedules[0].schedule.cron!r} ({args.timezone}), parameters {dep.parameters}")
+    extra = {k: v
+             for k, v in dict(fastapi_reload_url=args.reload_url, experiment=args.experiment,
+                              drift_threshold=args.drift_threshold, min_improvement=args.min_improvement).items()
+             if v is not None}
+    dep = schedule(args.reference, args.current, args.checkpoint_dir, cron=args.cron, name=args.name,
+                   timezone=args.timezone, serve=not args.dry_run, **extra)
+    if args.dry_run:
+        print(f"Deployment {dep.name!r}: {dep.entrypoint}, cron {dep.schedules[0].schedule.cron!r} ({args.timezone}), "
+              f"parameters {dep.parameters}")
     return 0
 
 # %% ../nbs/90_cli.ipynb #77213851
@@ -107,24 +114,29 @@ def add_pipeline_commands(sub) -> None:
     t.add_argument("data", help="parquet or CSV file"); t.add_argument("--config", required=True, help="forecaster config (.toml or .json)")
     t.add_argument("--checkpoint-dir", help="checkpoint store (default: the config's train.checkpoints_path)")
     t.add_argument("--train-end", help="last training timestamp (a date covers its whole day)"); t.add_argument("--test-start", help="first test timestamp")
-    t.add_argument("--test-size", type=float, default=0.2, help="share of rows tested when no date is given (default 0.2)")
+    t.add_argument("--test-size", type=float, default=0.2,
+                   help="share of rows tested when no date is given (default 0.2)")
     t.add_argument("--tune", action="store_true", help="tune LightGBM on a validation split first")
     _common(t); t.set_defaults(func=cmd_train)
     r = sub.add_parser("retrain", help="check drift, retrain when due, promote only a better model, reload the server")
     r.add_argument("--reference", required=True, help="reference data (parquet/CSV)"); r.add_argument("--current", required=True, help="recent data with observed targets")
     r.add_argument("--checkpoint-dir", help="the champion's checkpoint store (default: TWIGA_MODEL_CHECKPOINT_DIR)")
     r.add_argument("--config", help="challenger config (default: the champion's)")
-    r.add_argument("--drift-threshold", type=float, default=0.5, help="retrain above this share of drifted features (default 0.5)")
+    r.add_argument("--drift-threshold", type=float, default=0.5,
+                   help="retrain above this share of drifted features (default 0.5)")
     r.add_argument("--performance-threshold", type=float, help="retrain when the champion's metric is past this")
-    r.add_argument("--metric", default="mae", choices=["mae", "rmse", "wmape", "smape", "corr"], help="metric compared on the holdout")
+    r.add_argument("--metric", default="mae", choices=["mae", "rmse", "wmape", "smape", "corr"],
+                   help="metric compared on the holdout")
     r.add_argument("--min-improvement", type=float, default=0.0, help="relative gain needed to promote (0.02 = 2%%)")
     r.add_argument("--holdout-size", type=float, default=0.25, help="share of the current rows held out (default 0.25)")
-    r.add_argument("--reload-url", help="serving API to POST /reload to after a promotion (X-API-Key from TWIGA_SERVE_API_KEY)")
+    r.add_argument("--reload-url",
+                   help="serving API to POST /reload to after a promotion (X-API-Key from TWIGA_SERVE_API_KEY)")
     r.add_argument("--report-dir", help="drift reports (default: <TWIGA_SERVE_REPORT_DIR>/retraining)")
     _common(r); r.set_defaults(func=cmd_retrain)
     j = sub.add_parser("retrain-job", help="execute the papermill retraining notebook and log it into the MLflow run")
     j.add_argument("--output", required=True, help="where the executed notebook is written")
-    j.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"), help="a notebook parameter (repeatable)")
+    j.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                   help="a notebook parameter (repeatable)")
     j.add_argument("--notebook", help="the job notebook (default: the one installed with twiga)")
     j.set_defaults(func=cmd_retrain_job)
     m = sub.add_parser("monitor", help="data drift of a current file against a reference file, with an HTML report")
@@ -136,7 +148,8 @@ def add_pipeline_commands(sub) -> None:
     m.add_argument("--seasonal", action="store_true", help="compare with the same part of the calendar")
     m.add_argument("--fail-on-drift", action="store_true", help="exit 1 when drift is detected")
     m.set_defaults(func=cmd_monitor)
-    s = sub.add_parser("schedule", help="run the retraining flow on a cron schedule (Prefect 3 deployment, served by this process)")
+    s = sub.add_parser("schedule",
+                       help="run the retraining flow on a cron schedule (Prefect 3 deployment, served by this process)")
     s.add_argument("--reference", required=True); s.add_argument("--current", required=True)
     s.add_argument("--checkpoint-dir", help="the champion's checkpoint store (default: TWIGA_MODEL_CHECKPOINT_DIR)")
     s.add_argument("--cron", default="0 2 * * 1", help="cron schedule (default: Mondays 02:00)"); s.add_argument("--timezone", default="UTC")

@@ -52,7 +52,8 @@ def parse_period(period: str, name: str = "period") -> pd.Timedelta:
     "The fixed step a pandas frequency string such as `'30min'` or `'1h'` stands for."
     try: step = pd.Timedelta(pd.tseries.frequencies.to_offset(period))
     except (ValueError, TypeError):
-        raise ValueError(f"Argument `{name}` must be a fixed pandas frequency such as '30min' or '1h'. Got {period!r}.") from None
+        raise ValueError(
+            f"Argument `{name}` must be a fixed pandas frequency such as '30min' or '1h'. Got {period!r}.") from None
     if step <= pd.Timedelta(0): raise ValueError(f"Argument `{name}` must be a positive step. Got {period!r}.")
     return step
 
@@ -91,7 +92,8 @@ class DataPipelineConfig(DataPipelineFields):
     def _check_scaler(cls, v, info):
         need = ("fit", "transform") + (("inverse_transform",) if info.field_name == "target_scaler" else ())
         if v is not None and not all(callable(getattr(v, m, None)) for m in need):
-            raise ValueError(f"Argument `{info.field_name}` must be None or a transformer with {', '.join(need)} (e.g. StandardScaler()). Got {v!r}.")
+            raise ValueError(f"Argument `{info.field_name}` must be None or a transformer with {', '.join(need)} "
+                             f"(e.g. StandardScaler()). Got {v!r}.")
         return v
 
     @field_validator("target_feature", mode="before")
@@ -99,14 +101,17 @@ class DataPipelineConfig(DataPipelineFields):
     def _check_target(cls, v):
         names = [v] if isinstance(v, str) else list(v) if isinstance(v, (list, tuple)) else None
         if not names or not all(isinstance(n, str) and n for n in names):
-            raise ValueError(f"Argument `target_feature` must be a column name or a non-empty list of names. Got {v!r}.")
+            raise ValueError(
+                f"Argument `target_feature` must be a column name or a non-empty list of names. Got {v!r}.")
         return v if isinstance(v, str) else names
 
     @field_validator("calendar_features")
     @classmethod
     def _check_calendar(cls, v):
         bad = [f for f in v if f not in CALENDAR_FEATURES]
-        if bad: raise ValueError(f"Argument `calendar_features` must name features among {list(CALENDAR_FEATURES)}. Got {bad}.")
+        if bad:
+            raise ValueError("Argument `calendar_features` must name features among "
+                             f"{list(CALENDAR_FEATURES)}. Got {bad}.")
         return list(dict.fromkeys(v))
 
     @field_validator("timezone")
@@ -114,7 +119,9 @@ class DataPipelineConfig(DataPipelineFields):
     def _check_tz(cls, v):
         if v is None: return v
         try: ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError): raise ValueError(f"Argument `timezone` must be an IANA time zone such as 'America/Chicago'. Got {v!r}.") from None
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"Argument `timezone` must be an IANA time zone such as 'America/Chicago'. Got {v!r}.") from None
         return v
 
     @model_validator(mode="after")
@@ -138,14 +145,17 @@ def _check_data_config(self):
     "Cross-field checks of a `DataPipelineConfig`."
     if self.stride is None: self.stride = self.forecast_horizon
     if "day_night" in self.calendar_features and (self.latitude is None or self.longitude is None):
-        raise ValueError(f"Argument `calendar_features` has 'day_night', which needs `latitude` and `longitude`. Got latitude={self.latitude!r}, longitude={self.longitude!r}.")
+        raise ValueError("Argument `calendar_features` has 'day_night', which needs `latitude` and `longitude`. Got "
+                         f"latitude={self.latitude!r}, longitude={self.longitude!r}.")
     if self.latitude is not None and not -90 <= self.latitude <= 90:
         raise ValueError(f"Argument `latitude` must be between -90 and 90 degrees. Got {self.latitude!r}.")
     if self.longitude is not None and not -180 <= self.longitude <= 180:
         raise ValueError(f"Argument `longitude` must be between -180 and 180 degrees. Got {self.longitude!r}.")
     cols = self.input_columns
     dup = sorted({c for c in cols if cols.count(c) > 1})
-    if dup: raise ValueError(f"Argument `exogenous_features` repeats the date or target column(s) {dup}: name each column once.")
+    if dup:
+        raise ValueError("Argument `exogenous_features` repeats the date or target column(s) "
+                         f"{dup}: name each column once.")
     return self
 
 # %% ../../nbs/10_core.config.ipynb #04238622

@@ -46,7 +46,8 @@ class ForecastModel:
 
     def __init__(self, config: ModelConfig, window: WindowSpec):
         if not isinstance(config, self.config_class):
-            raise ConfigError(f"Argument `config` of {type(self).__name__} must be a {self.config_class.__name__}. Got {type(config).__name__}.")
+            raise ConfigError(f"Argument `config` of {type(self).__name__} must be a {self.config_class.__name__}. "
+                              f"Got {type(config).__name__}.")
         self.config, self.window = config, window
         self._check_config()
 
@@ -100,4 +101,5 @@ def build_model(config: ModelConfig, # a registered model config, e.g. `LIGHTGBM
     for t in type(config).__mro__:
         if t in MODEL_REGISTRY: return MODEL_REGISTRY[t](config, window)
     known = sorted(c.__name__ for c in MODEL_REGISTRY)
-    raise ConfigError(f"Argument `model_params` holds a {type(config).__name__}, which no registered model takes. Registered configs: {known}.")
+    raise ConfigError(f"Argument `model_params` holds a {type(config).__name__}, which no registered model takes. "
+                      f"Registered configs: {known}.")

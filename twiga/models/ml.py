@@ -96,7 +96,8 @@ def lgbm_features(series: SeriesData, # the series, in model units
         cm = _centred_mean(series.exog, T, origins + H - 1, series.steps_per_day // 2)
         cols += [cm[:, :, i] for i in range(cm.shape[2])]; names += [f"{n}_mean_1d_centred" for n in series.exog_names]
     if "lag_day1" in lags:
-        ix = [rownames.index(n) for n in series.exog_names] + [rownames.index(f"{n}_mean_1d") for n in series.exog_names]
+        ix = [rownames.index(n) for n in series.exog_names] + [rownames.index(f"{n}_mean_1d")
+                                                               for n in series.exog_names]
         cols += [rowx[T - lags["lag_day1"][None, :], i] for i in ix]; names += [f"{rownames[i]}_lag_day1" for i in ix]
     cols += [y[T - lag[None, :]] - level[:, None] for lag in lags.values()]; names += list(lags)
     cols.append(np.broadcast_to((y[origins - 1] - level)[:, None], T.shape)); names.append("last_value")
@@ -109,9 +110,10 @@ def lgbm_features(series: SeriesData, # the series, in model units
 # %% ../../nbs/15_models.ml.ipynb #1499d1e5
 def _lgbm_params(c: LIGHTGBMConfig) -> dict:
     "LightGBM parameters for a config."
-    return dict(objective=c.objective, learning_rate=c.learning_rate, num_leaves=c.num_leaves, min_data_in_leaf=c.min_child_samples,
-                bagging_fraction=c.subsample, bagging_freq=int(c.subsample < 1), feature_fraction=c.colsample_bytree,
-                lambda_l2=c.reg_lambda, num_threads=c.n_jobs, seed=c.seed, verbose=-1, force_col_wise=True)
+    return dict(objective=c.objective, learning_rate=c.learning_rate, num_leaves=c.num_leaves,
+                min_data_in_leaf=c.min_child_samples, bagging_fraction=c.subsample, bagging_freq=int(c.subsample < 1),
+                feature_fraction=c.colsample_bytree, lambda_l2=c.reg_lambda, num_threads=c.n_jobs, seed=c.seed,
+                verbose=-1, force_col_wise=True)
 
 def _sample_origins(series: SeriesData, window: WindowSpec, max_rows: int, stride: int | None, seed: int) -> np.ndarray:
     "Origins of complete windows, every `stride` steps or thinned at random to about `max_rows` samples."
@@ -132,7 +134,8 @@ def anchor_design(X: np.ndarray, # features from `lgbm_features`
         for f in (n, f"{n}_lag_day1", f"{n}_mean_1d", f"{n}_mean_1d_lag_day1"):
             if f in names:
                 v = X[:, names.index(f)]
-                cols += [v] + [np.maximum(v - np.float32(k), 0) if q >= 0.5 else np.maximum(np.float32(k) - v, 0) for q, k in ks]
+                cols += [v] + [np.maximum(v - np.float32(k), 0) if q >= 0.5 else np.maximum(np.float32(k) - v, 0)
+                               for q, k in ks]
     out = np.empty((len(X), len(cols)), dtype=np.float32)
     for i, col in enumerate(cols): out[:, i] = col
     return out
@@ -179,7 +182,9 @@ class LightGBMModel(ForecastModel):
         X, A, t, names = self._samples(series, origins, j)
         keep = ~np.isnan(t); X, A, t = X[keep], A[keep], t[keep]
         group, n_groups = anchor_groups(X, names, self.window.horizon, self.config.anchor_by_hour)
-        if fit_anchor_too: self.anchors_.append(fit_anchor(A, t, group, n_groups, self.config.anchor_ridge) if self.config.linear_anchor else None)
+        if fit_anchor_too:
+            self.anchors_.append(fit_anchor(
+                A, t, group, n_groups, self.config.anchor_ridge) if self.config.linear_anchor else None)
         base = apply_anchor(self.anchors_[j], A, group)
         rows = np.sort(np.random.default_rng(self.config.seed).choice(len(t), max_rows, replace=False)) if len(t) > max_rows else slice(None)
         Xb = np.empty((len(t) if isinstance(rows, slice) else len(rows), X.shape[1] + 1), dtype=np.float32)
@@ -189,10 +194,13 @@ class LightGBMModel(ForecastModel):
     def _fit(self, series: SeriesData, val: SeriesData | None):
         c, w = self.config, self.window
         origins = _sample_origins(series, w, c.max_anchor_rows, c.origin_stride, c.seed)
-        if len(origins) == 0: raise InvalidInputError(f"Argument `train_df` has no window of {w.lookback} + {w.horizon} rows without a missing target: nothing to learn from.")
+        if len(origins) == 0:
+            raise InvalidInputError(f"Argument `train_df` has no window of {w.lookback} + {w.horizon} rows without a "
+                                    "missing target: nothing to learn from.")
         vo = _sample_origins(val, w, c.max_train_rows // 4, None, c.seed) if val is not None else np.empty(0, np.int64)
         qs = list(c.anchor_quantiles)
-        q = np.quantile(series.exog, qs, axis=0) if series.exog.shape[1] and qs else np.zeros((len(qs), series.exog.shape[1]))
+        q = np.quantile(series.exog, qs, axis=0) if series.exog.shape[1] and qs else np.zeros((
+            len(qs), series.exog.shape[1]))
         self.knots_ = {n: [(qq, float(q[k, i])) for k, qq in enumerate(qs)] for i, n in enumerate(series.exog_names)}
         self.boosters_, self.best_iterations_, self.anchors_ = [], [], []
         for j in range(series.y.shape[1]):
@@ -201,7 +209,8 @@ class LightGBMModel(ForecastModel):
             kw = {}
             if len(vo):
                 Xv, tv, _ = self._boosting_data(val, vo, j, c.max_train_rows // 4)
-                kw = dict(valid_sets=[lgb.Dataset(Xv, tv, reference=dtrain)], callbacks=[lgb.early_stopping(c.early_stopping_rounds, verbose=False)])
+                kw = dict(valid_sets=[lgb.Dataset(Xv, tv, reference=dtrain)],
+                          callbacks=[lgb.early_stopping(c.early_stopping_rounds, verbose=False)])
             b = lgb.train(_lgbm_params(c), dtrain, num_boost_round=c.n_estimators, **kw)
             self.boosters_.append(b); self.best_iterations_.append(b.best_iteration or c.n_estimators)
         self.feature_names_, self.n_train_samples_, self.n_train_origins_ = names, len(t), len(origins)

@@ -18,9 +18,22 @@ from prefect.context import FlowRunContext
 from ..core.errors import ConfigError, InvalidInputError
 from ..core.settings import load_settings
 from .schemas import DriftSummary, RetrainingResult, TrainingResult
-from .tasks import (TASK_OPTIONS, clone_forecaster, evaluate_model, fit_forecaster, load_champion, load_data, metrics_summary,
-                                  post_reload, read_data, register_champion, run_drift_check, run_logger, save_checkpoint,
-                                  track_training)
+from twiga.pipeline.tasks import (
+    TASK_OPTIONS,
+    clone_forecaster,
+    evaluate_model,
+    fit_forecaster,
+    load_champion,
+    load_data,
+    metrics_summary,
+    post_reload,
+    read_data,
+    register_champion,
+    run_drift_check,
+    run_logger,
+    save_checkpoint,
+    track_training,
+)
 
 # %% auto #0
 __all__ = ['FLOWS', 'training_flow', 'split_holdout', 'challenger_training_data', 'holdout_score', 'improvement',
@@ -54,19 +67,22 @@ def training_flow(forecaster=None, # a TwigaForecaster, fitted in place; None: a
     t0 = time.perf_counter()
     if data_path is None: raise InvalidInputError("Argument `data_path` is required: a parquet or CSV file. Got None.")
     if forecaster is None: forecaster = clone_forecaster(_run(load_champion, checkpoint_dir=checkpoint_dir))
-    train, test = _run(load_data, data_path=data_path, date_col=date_col, train_end=train_end, test_start=test_start, test_size=test_size)
+    train, test = _run(load_data, data_path=data_path, date_col=date_col, train_end=train_end, test_start=test_start,
+                       test_size=test_size)
     forecaster = _run(fit_forecaster, forecaster=forecaster, train_df=train, tune=tune)
     preds_df, met_df = _run(evaluate_model, forecaster=forecaster, test_df=test, history_df=train)
     metrics = metrics_summary(met_df)
     ckpt = _run(save_checkpoint, forecaster=forecaster, path=checkpoint_dir, metrics=metrics)
-    run_id = _run(track_training, forecaster=forecaster, train_df=train, test_df=test, predictions_df=preds_df, metrics_df=met_df,
-                  experiment=experiment, run_name=run_name, data_path=str(data_path), checkpoint_path=ckpt,
-                  log_model=log_model, tracking_uri=tracking_uri) if track else None
+    run_id = _run(track_training, forecaster=forecaster, train_df=train, test_df=test, predictions_df=preds_df,
+                  metrics_df=met_df, experiment=experiment, run_name=run_name, data_path=str(data_path),
+                  checkpoint_path=ckpt, log_model=log_model, tracking_uri=tracking_uri) if track else None
     tuning = getattr(forecaster, "tuning_", None)
     return TrainingResult(checkpoint_path=ckpt, mlflow_run_id=run_id, metrics=metrics,
-                          checkpoint_version=forecaster.checkpoint_info_.version, model_names=list(forecaster.model_names),
-                          n_train=len(train), n_test=len(test), train_period=_period(train, date_col), test_period=_period(test, date_col),
-                          tuned_params=tuning["best_params"] if tuning else None, duration_s=round(time.perf_counter() - t0, 3))
+                          checkpoint_version=forecaster.checkpoint_info_.version,
+                          model_names=list(forecaster.model_names), n_train=len(train), n_test=len(test),
+                          train_period=_period(train, date_col), test_period=_period(test, date_col),
+                          tuned_params=tuning["best_params"] if tuning else None,
+                          duration_s=round(time.perf_counter() - t0, 3))
 
 # %% ../../nbs/42_pipeline.flows.ipynb #9825798f
 def split_holdout(current: pd.DataFrame, # current data, sorted by time
@@ -74,11 +90,13 @@ def split_holdout(current: pd.DataFrame, # current data, sorted by time
                   holdout_size: float = 0.25, # share of the current rows held out
                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
     "Split the current data into (earlier rows, holdout): the holdout is the latest `holdout_size` share."
-    if not 0 < holdout_size <= 1: raise InvalidInputError(f"Argument `holdout_size` must be in (0, 1]. Got {holdout_size!r}.")
+    if not 0 < holdout_size <= 1:
+        raise InvalidInputError(f"Argument `holdout_size` must be in (0, 1]. Got {holdout_size!r}.")
     horizon = forecaster.data_params.forecast_horizon
     n = max(int(round(len(current) * holdout_size)), horizon)
     if n > len(current):
-        raise InvalidInputError(f"The current data has {len(current)} rows: too few for a holdout of one forecast horizon ({horizon} rows).")
+        raise InvalidInputError(f"The current data has {len(current)} rows: too few for a holdout of one forecast "
+                                f"horizon ({horizon} rows).")
     return current.iloc[:len(current) - n].reset_index(drop=True), current.iloc[len(current) - n:].reset_index(drop=True)
 
 def challenger_training_data(reference: pd.DataFrame, # reference rows
@@ -105,9 +123,11 @@ def holdout_score(metrics: dict[str, dict[str, float]], # `{model: {metric: valu
                  ) -> float:
     "The single number a champion and a challenger are compared on."
     if model_name is not None:
-        if model_name not in metrics: raise InvalidInputError(f"Argument `model_name` must be one of {sorted(metrics)}. Got {model_name!r}.")
+        if model_name not in metrics:
+            raise InvalidInputError(f"Argument `model_name` must be one of {sorted(metrics)}. Got {model_name!r}.")
         return float(metrics[model_name][metric_key])
-    values = [float(v[metric_key]) for v in metrics.values() if v.get(metric_key) is not None and v[metric_key] == v[metric_key]]
+    values = [float(v[metric_key]) for v in metrics.values()
+              if v.get(metric_key) is not None and v[metric_key] == v[metric_key]]
     if not values: raise InvalidInputError(f"No model has a value for `metric_key` {metric_key!r} on the holdout.")
     return min(values) if minimize else max(values)
 
@@ -120,14 +140,18 @@ def improvement(champion: float, challenger: float, minimize: bool = True) -> fl
 def _check_args(reference_data_path, current_data_path, metric_key, drift_threshold, min_improvement):
     for name, v in (("reference_data_path", reference_data_path), ("current_data_path", current_data_path)):
         if v is None: raise InvalidInputError(f"Argument `{name}` is required: a parquet or CSV file. Got None.")
-    if metric_key not in _METRIC_KEYS: raise InvalidInputError(f"Argument `metric_key` must be one of {list(_METRIC_KEYS)}. Got {metric_key!r}.")
-    if not 0 <= drift_threshold <= 1: raise InvalidInputError(f"Argument `drift_threshold` must be a share between 0 and 1. Got {drift_threshold!r}.")
-    if min_improvement < 0: raise InvalidInputError(f"Argument `min_improvement` must be >= 0. Got {min_improvement!r}.")
+    if metric_key not in _METRIC_KEYS:
+        raise InvalidInputError(f"Argument `metric_key` must be one of {list(_METRIC_KEYS)}. Got {metric_key!r}.")
+    if not 0 <= drift_threshold <= 1:
+        raise InvalidInputError(f"Argument `drift_threshold` must be a share between 0 and 1. Got {drift_threshold!r}.")
+    if min_improvement < 0:
+        raise InvalidInputError(f"Argument `min_improvement` must be >= 0. Got {min_improvement!r}.")
 
 def _triggers(drift: DriftSummary, champion_score: float, drift_threshold, performance_threshold, metric_key, minimize, force) -> list[str]:
     "Why a retrain is due (empty: it is not)."
     why = []
-    if drift.dataset_drift_score > drift_threshold: why.append(f"drift share {drift.dataset_drift_score:.2f} > {drift_threshold}")
+    if drift.dataset_drift_score > drift_threshold:
+        why.append(f"drift share {drift.dataset_drift_score:.2f} > {drift_threshold}")
     if performance_threshold is not None and (champion_score > performance_threshold if minimize else champion_score < performance_threshold):
         why.append(f"champion {metric_key} {champion_score:.4g} past threshold {performance_threshold}")
     if force: why.append("forced")
@@ -137,9 +161,10 @@ def _triggers(drift: DriftSummary, champion_score: float, drift_threshold, perfo
 def _assess(champ, reference, current, report_dir, feature_cols, drift_method, holdout_size, date_col):
     "Drift of current against reference, the holdout split, and the champion's holdout metrics."
     dp = champ.data_params
-    drift = DriftSummary.from_dict(_run(run_drift_check, reference_df=reference, current_df=current, report_dir=report_dir,
-                                        feature_cols=feature_cols or dp.exogenous_features or None, target_col=dp.targets[0],
-                                        date_col=date_col, method=drift_method))
+    drift = DriftSummary.from_dict(_run(run_drift_check, reference_df=reference, current_df=current,
+                                        report_dir=report_dir,
+                                        feature_cols=feature_cols or dp.exogenous_features or None,
+                                        target_col=dp.targets[0], date_col=date_col, method=drift_method))
     earlier, holdout = split_holdout(current, champ, holdout_size)
     _, met = _run(evaluate_model, forecaster=champ, test_df=holdout, history_df=earlier)
     return drift, earlier, holdout, metrics_summary(met)
@@ -197,21 +222,26 @@ def log_retraining(tracker, # the active TwigaTracker of the flow
     "Log a retraining's parameters, drift, holdout metrics and decision into the tracker's run."
     ds = result.drift_summary
     tracker.log_params({k: v for k, v in params.items() if v is not None})
-    metrics = {"drift.dataset_drift_score": ds.dataset_drift_score, "drift.n_drifted": ds.n_drifted, "drift.total": ds.total,
-               **{f"drift.feature.{k}": v for k, v in ds.feature_drift.items()},
-               **{f"champion.{m}.{k}": v for m, d in result.champion_metrics.items() for k, v in d.items() if v is not None},
-               **{f"challenger.{m}.{k}": v for m, d in result.challenger_metrics.items() for k, v in d.items() if v is not None}}
+    metrics = {"drift.dataset_drift_score": ds.dataset_drift_score, "drift.n_drifted": ds.n_drifted,
+               "drift.total": ds.total, **{f"drift.feature.{k}": v for k, v in ds.feature_drift.items()},
+               **{f"champion.{m}.{k}": v for m, d in result.champion_metrics.items() for k, v in d.items()
+                  if v is not None},
+               **{f"challenger.{m}.{k}": v for m, d in result.challenger_metrics.items() for k, v in d.items()
+                  if v is not None}}
     for k in ("champion_score", "challenger_score", "improvement"):
         if getattr(result, k) is not None: metrics[k] = getattr(result, k)
     tracker.log_metrics(metrics)
-    tracker.set_tags({"twiga.retrained": result.retrained, "twiga.promoted": result.promoted, "twiga.reason": result.reason,
-                      "twiga.drift_detected": ds.drift_detected, "twiga.checkpoint.version": result.checkpoint_version,
-                      "twiga.reload_status": result.reload_status, "twiga.reload_error": result.reload_error, "twiga.error": result.error})
+    tracker.set_tags({"twiga.retrained": result.retrained, "twiga.promoted": result.promoted,
+                      "twiga.reason": result.reason, "twiga.drift_detected": ds.drift_detected,
+                      "twiga.checkpoint.version": result.checkpoint_version,
+                      "twiga.reload_status": result.reload_status, "twiga.reload_error": result.reload_error,
+                      "twiga.error": result.error})
     if ds.report_path and Path(ds.report_path).is_file(): tracker.log_artifacts(ds.report_path, "drift")
 
 def _tracker(experiment, run_name, tracking_uri):
     from twiga.tracking import TwigaTracker
-    return TwigaTracker(experiment=experiment, run_name=run_name, tags={"twiga.flow": "retraining"}, tracking_uri=tracking_uri)
+    return TwigaTracker(experiment=experiment, run_name=run_name, tags={"twiga.flow": "retraining"},
+                        tracking_uri=tracking_uri)
 
 # %% ../../nbs/42_pipeline.flows.ipynb #d85081bf
 @flow(name="retraining_flow", persist_result=False)
@@ -249,19 +279,24 @@ def retraining_flow(forecaster=None, # the champion: fitted; or unfitted (its co
     report_dir = report_dir or str(Path(load_settings().serve_report_dir) / "retraining")
     reference = _run(read_data, data_path=reference_data_path, date_col=date_col)
     current = _run(read_data, data_path=current_data_path, date_col=date_col)
-    params = dict(reference_data_path=str(reference_data_path), current_data_path=str(current_data_path), drift_threshold=drift_threshold,
-                  performance_threshold=performance_threshold, metric_key=metric_key, minimize=minimize, min_improvement=min_improvement,
-                  holdout_size=holdout_size, model_name=model_name, force=force, checkpoint_dir=store_dir)
+    params = dict(reference_data_path=str(reference_data_path), current_data_path=str(current_data_path),
+                  drift_threshold=drift_threshold, performance_threshold=performance_threshold, metric_key=metric_key,
+                  minimize=minimize, min_improvement=min_improvement, holdout_size=holdout_size, model_name=model_name,
+                  force=force, checkpoint_dir=store_dir)
     with (_tracker(experiment, run_name, tracking_uri) if track else contextlib.nullcontext()) as tracker:
-        drift, earlier, holdout, champ_metrics = _assess(champ, reference, current, report_dir, feature_cols, drift_method, holdout_size, date_col)
-        res = RetrainingResult(retrained=False, promoted=False, reason="", drift_summary=drift, checkpoint_path=store_dir,
-                               checkpoint_version=_current_version(store_dir), metrics=champ_metrics, champion_metrics=champ_metrics,
-                               metric_key=metric_key, minimize=minimize, holdout_period=_period(holdout, date_col),
+        drift, earlier, holdout, champ_metrics = _assess(champ, reference, current, report_dir, feature_cols,
+                                                         drift_method, holdout_size, date_col)
+        res = RetrainingResult(retrained=False, promoted=False, reason="", drift_summary=drift,
+                               checkpoint_path=store_dir, checkpoint_version=_current_version(store_dir),
+                               metrics=champ_metrics, champion_metrics=champ_metrics, metric_key=metric_key,
+                               minimize=minimize, holdout_period=_period(holdout, date_col),
                                champion_score=holdout_score(champ_metrics, metric_key, model_name, minimize))
         why = _triggers(drift, res.champion_score, drift_threshold, performance_threshold, metric_key, minimize, force)
-        chall, res.challenger_metrics, error = _challenge(champ, challenger, reference, earlier, holdout) if why else (None, {}, None)
-        _decide(res, why, error, min_improvement, model_name, lambda: _promote(res, chall, store_dir, holdout, tracker, register_model,
-                                                                               registered_model, fastapi_reload_url, api_key))
+        chall, res.challenger_metrics, error = _challenge(
+            champ, challenger, reference, earlier, holdout) if why else (None, {}, None)
+        _decide(res, why, error, min_improvement, model_name,
+                lambda: _promote(res, chall, store_dir, holdout, tracker, register_model, registered_model,
+                                 fastapi_reload_url, api_key))
         if tracker is not None:
             res.mlflow_run_id = tracker.run_id
             _run(log_retraining, tracker=tracker, result=res, params=params)
@@ -292,9 +327,13 @@ def build_deployment(name: str = "weekly-retrain", # deployment name
     unknown = sorted(set(params) - set(inspect.signature(fl.fn).parameters))
     if unknown: raise ConfigError(f"Argument `parameters` has names that {fl.name} does not take: {unknown}.")
     try: json.dumps(params)
-    except TypeError as e: raise ConfigError(f"Argument `parameters` must hold JSON values only (a scheduled run loads the champion from `checkpoint_dir`): {e}.") from None
+    except TypeError as e:
+        raise ConfigError("Argument `parameters` must hold JSON values only (a scheduled run loads the champion "
+                          f"from `checkpoint_dir`): {e}.") from None
     try: schedule = Cron(cron, timezone=timezone)
-    except ValueError as e: raise ConfigError(f"Argument `cron` must be a cron expression such as '0 2 * * 1'. Got {cron!r} ({e}).") from None
+    except ValueError as e:
+        raise ConfigError(
+            f"Argument `cron` must be a cron expression such as '0 2 * * 1'. Got {cron!r} ({e}).") from None
     return fl.to_deployment(name=name, schedules=[schedule], parameters=params, tags=tags or ["twiga"], work_pool_name=work_pool_name,
                             entrypoint_type=EntrypointType.MODULE_PATH, _sync=True)  # a deployment, not a coroutine, inside Jupyter too
 

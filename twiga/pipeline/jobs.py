@@ -42,7 +42,8 @@ def _scaler(spec, name: str):
     cls_name, params = (spec, {}) if isinstance(spec, str) else (spec.get("class"), spec.get("params") or {})
     cls = getattr(pre, str(cls_name), None)
     if not isinstance(cls, type) or not hasattr(cls, "fit"):
-        raise ConfigError(f"Argument `{name}` must name a sklearn.preprocessing transformer such as 'StandardScaler'. Got {cls_name!r}.")
+        raise ConfigError(f"Argument `{name}` must name a sklearn.preprocessing transformer such as "
+                          f"'StandardScaler'. Got {cls_name!r}.")
     try: return cls(**params)
     except TypeError as e: raise ConfigError(f"Argument `{name}`: {e}. Got {spec!r}.") from None
 
@@ -50,7 +51,8 @@ def _scaler(spec, name: str):
 def load_config(path: str | Path) -> dict:
     "Read a TOML or JSON forecaster config file."
     p = Path(path)
-    if not p.is_file(): raise NotFoundError(f"Argument `config` must be an existing .toml or .json file. Got {str(path)!r}.")
+    if not p.is_file():
+        raise NotFoundError(f"Argument `config` must be an existing .toml or .json file. Got {str(path)!r}.")
     try:
         if p.suffix.lower() == ".toml": return tomllib.loads(p.read_text())
         if p.suffix.lower() == ".json": return json.loads(p.read_text())
@@ -67,17 +69,20 @@ def forecaster_from_config(config: dict | str | Path, # a config dict, or the pa
     cfg = load_config(config) if isinstance(config, (str, Path)) else dict(config)
     unknown = sorted(set(cfg) - {"data", "models", "train"})
     if unknown or "data" not in cfg or not cfg.get("models"):
-        raise ConfigError(f"A forecaster config needs a `data` table and a `models` list (and optionally `train`). Got keys {sorted(cfg)}.")
+        raise ConfigError("A forecaster config needs a `data` table and a `models` list (and optionally "
+                          f"`train`). Got keys {sorted(cfg)}.")
     data = dict(cfg["data"])
     for k in ("input_scaler", "target_scaler"): data[k] = _scaler(data.get(k), k)
     known, models = model_configs(), []
     for m in cfg["models"]:
         m = dict(m); name = m.pop("model", None)
-        if name not in known: raise ConfigError(f"Each entry of `models` needs `model` set to one of {sorted(known)}. Got {name!r}.")
+        if name not in known:
+            raise ConfigError(f"Each entry of `models` needs `model` set to one of {sorted(known)}. Got {name!r}.")
         models.append(known[name](**m))
     train = dict(cfg.get("train") or {})
     if checkpoint_dir is not None: train["checkpoints_path"] = str(checkpoint_dir)
-    return TwigaForecaster(data_params=DataPipelineConfig(**data), model_params=models, train_params=ForecasterConfig(**train))
+    return TwigaForecaster(data_params=DataPipelineConfig(**data), model_params=models,
+                           train_params=ForecasterConfig(**train))
 
 # %% ../../nbs/43_pipeline.jobs.ipynb #6bad04d8
 def ercot_config(n_estimators: int = 300, # LightGBM boosting rounds at most (early stopping ends sooner)
@@ -85,11 +90,12 @@ def ercot_config(n_estimators: int = 300, # LightGBM boosting rounds at most (ea
                 ) -> dict:
     "The forecaster config of the quickstart: hourly ERCOT demand, one day ahead, LightGBM and a weekly seasonal naive."
     from twiga.datasets import ERCOT_LATITUDE, ERCOT_LONGITUDE
-    return {"data": dict(target_feature="demand_mwh", period="1h", forecast_horizon=24, lookback_window_size=168, stride=24,
-                         exogenous_features=["temperature_c", "ghi_wm2"], calendar_features=["hour", "dayofweek", "dayofyear", "day_night"],
-                         latitude=ERCOT_LATITUDE, longitude=ERCOT_LONGITUDE, input_scaler="StandardScaler", target_scaler="RobustScaler"),
-            "models": [dict(model="lightgbm", n_estimators=n_estimators, learning_rate=0.1, max_train_rows=100_000, early_stopping_rounds=30),
-                       dict(model="seasonal_naive", period="7D", freq="1h")],
+    return {"data": dict(target_feature="demand_mwh", period="1h", forecast_horizon=24, lookback_window_size=168,
+                         stride=24, exogenous_features=["temperature_c", "ghi_wm2"],
+                         calendar_features=["hour", "dayofweek", "dayofyear", "day_night"], latitude=ERCOT_LATITUDE,
+                         longitude=ERCOT_LONGITUDE, input_scaler="StandardScaler", target_scaler="RobustScaler"),
+            "models": [dict(model="lightgbm", n_estimators=n_estimators, learning_rate=0.1, max_train_rows=100_000,
+                            early_stopping_rounds=30), dict(model="seasonal_naive", period="7D", freq="1h")],
             "train": dict(checkpoints_path=checkpoints_path)}
 
 def write_config(config: dict, path: str | Path) -> Path:
@@ -139,13 +145,16 @@ def show_result(result, console=None) -> None:
         return
     if isinstance(result, TrainingResult):
         con.print(_metrics_table(result.metrics, f"Test metrics ({result.n_test} rows)"))
-        con.print(f"Checkpoint: {result.checkpoint_path} (version {result.checkpoint_version})\nMLflow run: {result.mlflow_run_id}")
+        con.print(f"Checkpoint: {result.checkpoint_path} (version {result.checkpoint_version})\nMLflow "
+                  f"run: {result.mlflow_run_id}")
         return
     if result.drift_summary is not None: show_result(result.drift_summary, con)
     if result.champion_metrics: con.print(_metrics_table(result.champion_metrics, "Champion on the holdout"))
     if result.challenger_metrics: con.print(_metrics_table(result.challenger_metrics, "Challenger on the same holdout"))
     con.print(f"{result.reason}\nCurrent checkpoint: {result.checkpoint_path} (version {result.checkpoint_version})")
-    if result.reload_url: con.print(f"Reload {result.reload_url}: " + (f"HTTP {result.reload_status}" if result.reload_error is None else result.reload_error))
+    if result.reload_url:
+        con.print(f"Reload {result.reload_url}: " + (
+            f"HTTP {result.reload_status}" if result.reload_error is None else result.reload_error))
     if result.mlflow_run_id: con.print(f"MLflow run: {result.mlflow_run_id}")
 
 # %% ../../nbs/43_pipeline.jobs.ipynb #e45a9855
@@ -171,9 +180,11 @@ def retrain_from_file(reference_data_path: str | Path, # reference data
     "`twiga retrain`: the retraining flow on two data files against the checkpoint store's champion."
     from twiga.pipeline.flows import retraining_flow
     challenger = forecaster_from_config(config, checkpoint_dir) if config is not None else None
-    checkpoint_dir = checkpoint_dir or (challenger.checkpoints_path if challenger is not None else load_settings().model_checkpoint_dir)
-    return run_flow(retraining_flow, use_prefect, reference_data_path=str(reference_data_path), current_data_path=str(current_data_path),
-                    checkpoint_dir=str(checkpoint_dir), challenger=challenger, **flow_params)
+    checkpoint_dir = checkpoint_dir or (
+        challenger.checkpoints_path if challenger is not None else load_settings().model_checkpoint_dir)
+    return run_flow(retraining_flow, use_prefect, reference_data_path=str(reference_data_path),
+                    current_data_path=str(current_data_path), checkpoint_dir=str(checkpoint_dir), challenger=challenger,
+                    **flow_params)
 
 def monitor_from_file(reference_data_path: str | Path, # reference data (e.g. the training data)
                       current_data_path: str | Path, # the window to check
@@ -184,7 +195,8 @@ def monitor_from_file(reference_data_path: str | Path, # reference data (e.g. th
     "`twiga monitor`: a data drift check of one file against another, with its HTML report."
     from twiga.pipeline.tasks import read_frame, run_drift_check
     ref, cur = read_frame(reference_data_path, date_col), read_frame(current_data_path, date_col)
-    return DriftSummary.from_dict(run_drift_check.fn(reference_df=ref, current_df=cur, report_dir=report_dir or load_settings().serve_report_dir,
+    return DriftSummary.from_dict(run_drift_check.fn(reference_df=ref, current_df=cur,
+                                                     report_dir=report_dir or load_settings().serve_report_dir,
                                                      date_col=date_col, **drift_params))
 
 # %% ../../nbs/43_pipeline.jobs.ipynb #9b632bbc
@@ -200,8 +212,9 @@ def schedule(reference_data_path: str | Path, # reference data
     "`twiga schedule`: run the retraining flow on a cron schedule as a Prefect 3 deployment."
     from twiga.pipeline.flows import build_deployment, serve_deployments
     ckpt = Path(checkpoint_dir or load_settings().model_checkpoint_dir)
-    params = {"reference_data_path": str(Path(reference_data_path).absolute()), "current_data_path": str(Path(current_data_path).absolute()),
-              "checkpoint_dir": str(ckpt.absolute()), **flow_params}
+    params = {"reference_data_path": str(Path(reference_data_path).absolute()),
+              "current_data_path": str(Path(current_data_path).absolute()), "checkpoint_dir": str(ckpt.absolute()),
+              **flow_params}
     dep = build_deployment(name=name, cron=cron, parameters=params, timezone=timezone)
     if serve:
         log.info("Serving deployment %r (%s, %s): Ctrl-C to stop.", name, cron, timezone)
@@ -230,7 +243,14 @@ def quickstart(workdir: str | Path = "twiga-quickstart", # where data, config, c
               ) -> dict:
     "Fit, evaluate, checkpoint, track and monitor a forecaster on the bundled ERCOT data; return where it all is."
     from twiga.datasets import split_by_time
-    from twiga.pipeline.tasks import evaluate_model, fit_forecaster, metrics_summary, run_drift_check, save_checkpoint, track_training
+    from twiga.pipeline.tasks import (
+        evaluate_model,
+        fit_forecaster,
+        metrics_summary,
+        run_drift_check,
+        save_checkpoint,
+        track_training,
+    )
     con, t0, work = _console(console), time.perf_counter(), Path(workdir).absolute()
     work.mkdir(parents=True, exist_ok=True)
     uri = tracking_uri or os.environ.get("TWIGA_MLFLOW_TRACKING_URI") or f"sqlite:///{work / 'mlflow.db'}"
@@ -240,9 +260,11 @@ def quickstart(workdir: str | Path = "twiga-quickstart", # where data, config, c
         data_path = work / "data" / "ercot.parquet"
         data.to_parquet(data_path, index=False)
         train, val, test = split_by_time(data, val_start=val_start, test_start=test_start)
-        config_path = write_config(ercot_config(n_estimators=60 if quick else 300, checkpoints_path=str(work / "checkpoints")), work / "forecaster.toml")
+        config_path = write_config(ercot_config(n_estimators=60 if quick else 300,
+                                                checkpoints_path=str(work / "checkpoints")), work / "forecaster.toml")
         fc = forecaster_from_config(config_path)
-    con.print(f"  {len(data):,} hourly rows: train {len(train):,}, validation {len(val):,}, test {len(test):,} (from {test_start})")
+    con.print(f"  {len(data):,} hourly rows: train {len(train):,}, validation {len(val):,}, test "
+              f"{len(test):,} (from {test_start})")
     with _step(con, f"Fit {' and '.join(fc.model_names)}"): fit_forecaster.fn(forecaster=fc, train_df=train, val_df=val)
     with _step(con, "Evaluate on the test month"):
         preds_df, met_df = evaluate_model.fn(forecaster=fc, test_df=test, history_df=val)
@@ -250,12 +272,13 @@ def quickstart(workdir: str | Path = "twiga-quickstart", # where data, config, c
     con.print(_metrics_table(metrics, f"Test metrics, {test_start[:7]} (MWh)"))
     with _step(con, "Save a checkpoint"): ckpt = save_checkpoint.fn(forecaster=fc, metrics=metrics)
     with _step(con, "Track the run in MLflow (data, configs, metrics, model)"):
-        run_id = track_training.fn(forecaster=fc, train_df=train, test_df=test, predictions_df=preds_df, metrics_df=met_df,
-                                   experiment="twiga-quickstart", run_name="quickstart", data_path=str(data_path),
-                                   checkpoint_path=ckpt, tracking_uri=uri)
+        run_id = track_training.fn(forecaster=fc, train_df=train, test_df=test, predictions_df=preds_df,
+                                   metrics_df=met_df, experiment="twiga-quickstart", run_name="quickstart",
+                                   data_path=str(data_path), checkpoint_path=ckpt, tracking_uri=uri)
     with _step(con, "Check the test month's weather for drift"):
-        drift = DriftSummary.from_dict(run_drift_check.fn(reference_df=train, current_df=test, report_dir=work / "reports",
-                                                          feature_cols=fc.data_params.exogenous_features, seasonal=True))
+        drift = DriftSummary.from_dict(
+            run_drift_check.fn(reference_df=train, current_df=test, report_dir=work / "reports",
+                               feature_cols=fc.data_params.exogenous_features, seasonal=True))
     out = dict(workdir=str(work), data_path=str(data_path), config_path=str(config_path), checkpoint_path=ckpt,
                checkpoint_version=fc.checkpoint_info_.version, tracking_uri=uri, mlflow_run_id=run_id, metrics=metrics,
                drift=drift, report_path=drift.report_path, seconds=round(time.perf_counter() - t0, 1))
@@ -266,7 +289,8 @@ def quickstart(workdir: str | Path = "twiga-quickstart", # where data, config, c
 def _where(con, r: dict) -> None:
     "Where each result is, and what to run next."
     d = r["drift"]
-    con.print(f"\nDrift (seasonal {d.method}): {d.n_drifted}/{d.total} features drifted, drift_detected={d.drift_detected}")
+    con.print(f"\nDrift (seasonal {d.method}): {d.n_drifted}/{d.total} features drifted, "
+              f"drift_detected={d.drift_detected}")
     con.print(f"\n[bold]Done in {r['seconds']:.0f} s.[/bold] Everything is in {r['workdir']}:")
     for k, v in [("data", r["data_path"]), ("forecaster config", r["config_path"]),
                  ("checkpoints", f"{r['checkpoint_path']} (version {r['checkpoint_version']})"),
@@ -293,7 +317,8 @@ def _log_notebook(out: Path, run_id: str | None, uri: str, experiment: str | Non
         from mlflow import MlflowClient
         MlflowClient(tracking_uri=uri).log_artifact(run_id, str(out), "job")
         return run_id
-    tracker = TwigaTracker(experiment=experiment, run_name=f"job-{out.stem}", tags={"twiga.job": "retrain"}, tracking_uri=uri)
+    tracker = TwigaTracker(experiment=experiment, run_name=f"job-{out.stem}", tags={"twiga.job": "retrain"},
+                           tracking_uri=uri)
     try:
         with tracker:
             tracker.log_artifacts(out, "job")
@@ -319,10 +344,14 @@ def run_retrain_job(output_path: str | Path, # where the executed notebook is wr
     params.setdefault("result_path", str(out.with_suffix(".json")))
     Path(params["result_path"]).unlink(missing_ok=True)
     failure = None
-    try: pm.execute_notebook(str(nb), str(out), parameters=params, kernel_name=kernel_name, execution_timeout=timeout, progress_bar=False)
+    try:
+        pm.execute_notebook(str(nb), str(out), parameters=params, kernel_name=kernel_name, execution_timeout=timeout,
+                            progress_bar=False)
     except pm.PapermillExecutionError as e: failure = f"{e.ename}: {e.evalue}"
     result_file = Path(params["result_path"])
     result = RetrainingResult.from_dict(json.loads(result_file.read_text())) if result_file.is_file() else None
     run_id = _log_notebook(out, result.mlflow_run_id if result else None, uri, params.get("experiment"), failure)
-    if failure: raise TwigaError(f"The retraining job notebook failed: {failure}. Executed notebook: {out} (MLflow run {run_id}).")
+    if failure:
+        raise TwigaError(f"The retraining job notebook failed: {failure}. Executed notebook: "
+                         f"{out} (MLflow run {run_id}).")
     return dict(output_path=str(out), result=result, mlflow_run_id=run_id, tracking_uri=uri, artifact=f"job/{out.name}")

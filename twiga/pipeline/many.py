@@ -23,8 +23,17 @@ from prefect.context import FlowRunContext
 from ..core.errors import ConfigError, InvalidInputError, NotFoundError, TwigaError
 from ..core.settings import load_settings
 from .schemas import _Result
-from .tasks import (TASK_OPTIONS, clone_forecaster, evaluate_model, fit_forecaster, load_champion,
-                                  metrics_summary, run_logger, save_checkpoint, split_train_test)
+from twiga.pipeline.tasks import (
+    TASK_OPTIONS,
+    clone_forecaster,
+    evaluate_model,
+    fit_forecaster,
+    load_champion,
+    metrics_summary,
+    run_logger,
+    save_checkpoint,
+    split_train_test,
+)
 
 # %% auto #0
 __all__ = ['SERIES_ID', 'TASK_RUNNERS', 'check_series_id', 'series_checkpoint_dir', 'series_model_name', 'synthetic_panel',
@@ -63,7 +72,8 @@ def synthetic_panel(df: pd.DataFrame, # one real series: date, target and covari
                     seed: int = 0, # random seed of the scalings, shifts and noise
                    ) -> pd.DataFrame:
     "A long panel of `n_series` series derived from one real series (distinct scale, level, time shift and noise each)."
-    if not isinstance(n_series, int) or n_series < 1: raise InvalidInputError(f"Argument `n_series` must be a positive integer. Got {n_series!r}.")
+    if not isinstance(n_series, int) or n_series < 1:
+        raise InvalidInputError(f"Argument `n_series` must be a positive integer. Got {n_series!r}.")
     if target not in df.columns: raise InvalidInputError(f"Argument `target` must be a column of `df`. Got {target!r}.")
     rng, y, frames = np.random.default_rng(seed), df[target].astype(float), []
     for i in range(n_series):
@@ -82,17 +92,20 @@ def read_series_ids(data_path: str | Path, # parquet or CSV file with a series i
                    ) -> dict[str, Any]:
     "The series of a data file: `{series_id: value in series_col}`, in order of first appearance."
     p = Path(data_path)
-    if not p.is_file(): raise NotFoundError(f"Argument `data_path` must be an existing parquet or CSV file. Got {str(data_path)!r}.")
+    if not p.is_file():
+        raise NotFoundError(f"Argument `data_path` must be an existing parquet or CSV file. Got {str(data_path)!r}.")
     try: col = pd.read_parquet(p, columns=[series_col]) if _is_parquet(p) else pd.read_csv(p, usecols=[series_col])
     except (KeyError, ValueError) as e:
         if series_col in str(e) or "not in" in str(e) or "No match" in str(e):
-            raise InvalidInputError(f"Argument `series_col` names a column that is not in {p.name}. Got {series_col!r}.") from None
+            raise InvalidInputError(
+                f"Argument `series_col` names a column that is not in {p.name}. Got {series_col!r}.") from None
         raise
     ids: dict[str, Any] = {}
     for v in col[series_col].drop_duplicates():
         if pd.isna(v): raise InvalidInputError(f"Column `{series_col}` of {p.name} has missing series ids.")
         sid = check_series_id(v)
-        if sid in ids and ids[sid] != v: raise InvalidInputError(f"Column `{series_col}` of {p.name} has two ids that read as {sid!r}.")
+        if sid in ids and ids[sid] != v:
+            raise InvalidInputError(f"Column `{series_col}` of {p.name} has two ids that read as {sid!r}.")
         ids[sid] = v.item() if hasattr(v, "item") else v
     return ids
 
@@ -107,11 +120,14 @@ def read_series(data_path: str | Path, # parquet or CSV file with a series id co
     else: df = pd.read_csv(p).pipe(lambda d: d[d[series_col] == series_key])
     if df.empty: raise NotFoundError(f"No rows for series {series_key!r} in column `{series_col}` of {p.name}.")
     if date_col not in df.columns:
-        raise InvalidInputError(f"Argument `date_col` names a column that is not in {p.name}. Got {date_col!r}; columns are {list(df.columns)}.")
+        raise InvalidInputError(f"Argument `date_col` names a column that is not in {p.name}. Got {date_col!r}; "
+                                f"columns are {list(df.columns)}.")
     df = df.drop(columns=[series_col])
     if not pd.api.types.is_datetime64_any_dtype(df[date_col]):
         try: df[date_col] = pd.to_datetime(df[date_col], utc=True, format="ISO8601")
-        except (ValueError, TypeError) as e: raise InvalidInputError(f"Column `{date_col}` of {p.name} has values that are not timestamps: {e}") from None
+        except (ValueError, TypeError) as e:
+            raise InvalidInputError(
+                f"Column `{date_col}` of {p.name} has values that are not timestamps: {e}") from None
     return df.sort_values(date_col, kind="stable").reset_index(drop=True)
 
 # %% ../../nbs/45_pipeline.many.ipynb #36e8c9c2
@@ -150,7 +166,8 @@ def _track_series(fc, sid: str, train, test, preds, met, directory: Path, data_p
                   parent_run_id, log_model: bool, register: bool, registered_model) -> tuple[str, str | None, int | None]:
     "One MLflow run for one series: data, configs, evaluation, checkpoint, model; registered per series."
     from twiga.tracking import TwigaTracker
-    tags = {"twiga.flow": "many_series", "twiga.series_id": sid, **({"mlflow.parentRunId": parent_run_id} if parent_run_id else {})}
+    tags = {"twiga.flow": "many_series", "twiga.series_id": sid,
+            **({"mlflow.parentRunId": parent_run_id} if parent_run_id else {})}
     target, name, version = fc.data_params.targets[0], None, None
     with TwigaTracker(experiment=experiment, run_name=sid, tags=tags, tracking_uri=tracking_uri) as tracker:
         tracker.log_dataset(train, name=f"{sid}-train", source=str(data_path), context="training", targets=target)
@@ -196,11 +213,13 @@ def train_series(series_id: str, # the series (a plain name, see `check_series_i
     preds, met = evaluate_model.fn(fc, test, history_df=train)
     metrics = metrics_summary(met)
     save_checkpoint.fn(fc, path=directory, metrics=metrics)
-    run_id, name, version = _track_series(fc, sid, train, test, preds, met, directory, data_path, experiment, tracking_uri,
-                                          parent_run_id, log_model, register_model, registered_model) if track else (None, None, None)
-    return SeriesResult(series_id=sid, checkpoint_path=str(directory), checkpoint_version=fc.checkpoint_info_.version, metrics=metrics,
-                        mlflow_run_id=run_id, registered_model=name, registered_version=version, n_train=len(train), n_test=len(test),
-                        worker=f"{socket.gethostname()}:{os.getpid()}", duration_s=round(time.perf_counter() - t0, 3))
+    run_id, name, version = _track_series(
+        fc, sid, train, test, preds, met, directory, data_path, experiment, tracking_uri, parent_run_id, log_model,
+        register_model, registered_model) if track else (None, None, None)
+    return SeriesResult(series_id=sid, checkpoint_path=str(directory), checkpoint_version=fc.checkpoint_info_.version,
+                        metrics=metrics, mlflow_run_id=run_id, registered_model=name, registered_version=version,
+                        n_train=len(train), n_test=len(test), worker=f"{socket.gethostname()}:{os.getpid()}",
+                        duration_s=round(time.perf_counter() - t0, 3))
 
 # %% ../../nbs/45_pipeline.many.ipynb #005890ac
 TASK_RUNNERS = ("threads", "processes", "dask", "sequential")
@@ -212,8 +231,12 @@ def make_task_runner(task_runner: Any = "threads", # "threads", "processes", "da
     "The Prefect task runner the series are mapped over."
     from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
     if isinstance(task_runner, TaskRunner): return task_runner
-    if task_runner not in TASK_RUNNERS: raise ConfigError(f"Argument `task_runner` must be one of {list(TASK_RUNNERS)} or a Prefect TaskRunner. Got {task_runner!r}.")
-    if address is not None and task_runner != "dask": raise ConfigError(f"Argument `address` is a Dask scheduler address: use it with `task_runner='dask'`. Got task_runner={task_runner!r}.")
+    if task_runner not in TASK_RUNNERS:
+        raise ConfigError(f"Argument `task_runner` must be one of {list(TASK_RUNNERS)} or a Prefect "
+                          f"TaskRunner. Got {task_runner!r}.")
+    if address is not None and task_runner != "dask":
+        raise ConfigError("Argument `address` is a Dask scheduler address: use it with `task_runner='dask'`. Got "
+                          f"task_runner={task_runner!r}.")
     if max_workers is not None and (isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1):
         raise ConfigError(f"Argument `max_workers` must be a positive integer or None. Got {max_workers!r}.")
     n = max_workers or os.cpu_count() or 1
@@ -221,9 +244,11 @@ def make_task_runner(task_runner: Any = "threads", # "threads", "processes", "da
     if task_runner == "threads": return ThreadPoolTaskRunner(max_workers=n)
     if task_runner == "processes": return ProcessPoolTaskRunner(max_workers=n)
     try: from prefect_dask import DaskTaskRunner
-    except ImportError: raise ConfigError("`task_runner='dask'` needs prefect-dask: pip install prefect-dask.") from None
+    except ImportError:
+        raise ConfigError("`task_runner='dask'` needs prefect-dask: pip install prefect-dask.") from None
     if address: return DaskTaskRunner(address=address)
-    return DaskTaskRunner(cluster_kwargs={"n_workers": n, "threads_per_worker": 1, "processes": True, "dashboard_address": None})
+    return DaskTaskRunner(cluster_kwargs={"n_workers": n, "threads_per_worker": 1, "processes": True,
+                                          "dashboard_address": None})
 
 # %% ../../nbs/45_pipeline.many.ipynb #352ff49e
 def _resolve(checkpoint_dir, experiment, registered_model, tracking_uri) -> tuple[Path, str, str, str]:
@@ -255,7 +280,8 @@ def _run_mapped(runner, params: dict, ids: dict) -> tuple[dict, dict]:
             fut.wait()
             out = fut.result(raise_on_failure=False)
             if isinstance(out, SeriesResult): results[sid] = out
-            else: failed[sid] = f"{type(out).__name__}: {out}" if isinstance(out, BaseException) else str(fut.state.message)
+            else:
+                failed[sid] = f"{type(out).__name__}: {out}" if isinstance(out, BaseException) else str(fut.state.message)
     return results, failed
 
 def _run_plain(params: dict, ids: dict) -> tuple[dict, dict]:
@@ -314,12 +340,15 @@ def many_series_flow(data_path: str, # parquet or CSV file: a series id column, 
     if series is not None:
         wanted = [check_series_id(s) for s in series]
         if missing := [s for s in wanted if s not in ids]:
-            raise InvalidInputError(f"Argument `series` names series that are not in {Path(data_path).name}: {missing}. Known: {list(ids)[:20]}.")
+            raise InvalidInputError(f"Argument `series` names series that are not in {Path(data_path).name}: "
+                                    f"{missing}. Known: {list(ids)[:20]}.")
         ids = {s: ids[s] for s in wanted}
-    ckpt, experiment, registered_model, tracking_uri = _resolve(checkpoint_dir, experiment, registered_model, tracking_uri)
-    params = dict(data_path=str(Path(data_path).absolute()), checkpoint_dir=str(ckpt), forecaster=forecaster, series_col=series_col,
-                  date_col=date_col, train_end=train_end, test_start=test_start, test_size=test_size, track=track, log_model=log_model,
-                  register_model=register_model, experiment=experiment, registered_model=registered_model, tracking_uri=tracking_uri)
+    ckpt, experiment, registered_model, tracking_uri = _resolve(checkpoint_dir, experiment, registered_model,
+                                                                tracking_uri)
+    params = dict(data_path=str(Path(data_path).absolute()), checkpoint_dir=str(ckpt), forecaster=forecaster,
+                  series_col=series_col, date_col=date_col, train_end=train_end, test_start=test_start,
+                  test_size=test_size, track=track, log_model=log_model, register_model=register_model,
+                  experiment=experiment, registered_model=registered_model, tracking_uri=tracking_uri)
     res = ManySeriesResult(results={}, checkpoint_dir=str(ckpt), task_runner=_runner_name(runner))
     log = run_logger()
     log.info("many_series_flow: %d series on %s", len(ids), res.task_runner)
@@ -333,9 +362,11 @@ def many_series_flow(data_path: str, # parquet or CSV file: a series id column, 
                                       "data_path": params["data_path"], "checkpoint_dir": str(ckpt)})
     res.duration_s = round(time.perf_counter() - t0, 3)
     for sid, err in res.failed.items(): log.error("many_series_flow: series %s failed: %s", sid, err)
-    log.info("many_series_flow: %d series trained, %d failed in %.1f s", len(res.results), len(res.failed), res.duration_s)
+    log.info("many_series_flow: %d series trained, %d failed in %.1f s", len(res.results), len(res.failed),
+             res.duration_s)
     if raise_on_failure and res.failed:
-        raise TwigaError(f"{len(res.failed)} of {len(ids)} series failed: " + "; ".join(f"{s}: {e}" for s, e in list(res.failed.items())[:10]))
+        raise TwigaError(f"{len(res.failed)} of {len(ids)} series failed: " + "; ".join(
+            f"{s}: {e}" for s, e in list(res.failed.items())[:10]))
     return res
 
 # %% ../../nbs/45_pipeline.many.ipynb #32ff64c3
@@ -345,7 +376,8 @@ def list_series(checkpoint_dir: str | Path, # root of the per-series checkpoint 
     from twiga.checkpoints import MANIFEST_NAME
     root = Path(checkpoint_dir).expanduser()
     if not root.is_dir(): return []
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and SERIES_ID.match(p.name) and (p / MANIFEST_NAME).is_file())
+    return sorted(p.name for p in root.iterdir()
+                  if p.is_dir() and SERIES_ID.match(p.name) and (p / MANIFEST_NAME).is_file())
 
 def load_series_checkpoint(checkpoint_dir: str | Path, # root of the per-series checkpoint stores
                            series_id, # the series, e.g. "feeder-17"

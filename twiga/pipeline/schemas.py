@@ -57,9 +57,12 @@ class DriftSummary(_Result):
     def from_dict(cls, d: dict) -> DriftSummary:
         "Type a drift summary dict; raises `InvalidInputError` naming missing keys."
         if isinstance(d, DriftSummary): return d
-        if not isinstance(d, dict): raise InvalidInputError(f"Argument `d` must be a drift summary dict. Got {type(d).__name__}.")
+        if not isinstance(d, dict):
+            raise InvalidInputError(f"Argument `d` must be a drift summary dict. Got {type(d).__name__}.")
         missing = [k for k in ("drift_detected", "dataset_drift_score", "n_drifted", "total") if k not in d]
-        if missing: raise InvalidInputError(f"Argument `d` is not a drift summary: missing keys {missing}. Got keys {sorted(d)}.")
+        if missing:
+            raise InvalidInputError("Argument `d` is not a drift summary: missing keys "
+                                    f"{missing}. Got keys {sorted(d)}.")
         known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
         rp = d.get("report_path")
         return cls(drift_detected=bool(d["drift_detected"]), dataset_drift_score=float(d["dataset_drift_score"]),
@@ -67,7 +70,8 @@ class DriftSummary(_Result):
                    feature_drift={str(k): float(v) for k, v in (d.get("feature_drift") or {}).items()},
                    report_path=None if rp is None else str(rp), method=d.get("method"),
                    threshold=None if d.get("threshold") is None else float(d["threshold"]),
-                   extra={**dict(d.get("extra") or {}), **{k: v for k, v in d.items() if k not in known and k != "extra"}})
+                   extra={**dict(d.get("extra") or {}),
+                          **{k: v for k, v in d.items() if k not in known and k != "extra"}})
 
 # %% ../../nbs/40_pipeline.schemas.ipynb #962b95f1
 @dataclass

@@ -38,7 +38,8 @@ class SeasonalNaiveModel(ForecastModel):
     def _check_config(self):
         season, step = parse_period(self.config.period), self.window.step
         if self.config.freq is not None and parse_period(self.config.freq, "freq") != step:
-            raise ConfigError(f"Argument `freq` of SEASONALNAIVEConfig must match the data's period ({step}). Got {self.config.freq!r}.")
+            raise ConfigError(f"Argument `freq` of SEASONALNAIVEConfig must match the data's period ({step}). "
+                              f"Got {self.config.freq!r}.")
         if season % step != pd.Timedelta(0) or not step <= season <= step * self.window.lookback:
             raise ConfigError(f"Argument `period` of SEASONALNAIVEConfig must be a whole number of steps ({step}) within the lookback "
                               f"window ({self.window.lookback} steps). Got {self.config.period!r}.")
