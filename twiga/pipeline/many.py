@@ -25,11 +25,15 @@ from ..core.settings import load_settings
 from .schemas import _Result
 from twiga.pipeline.tasks import (
     TASK_OPTIONS,
+    _is_parquet,
     clone_forecaster,
     evaluate_model,
     fit_forecaster,
     load_champion,
+    log_training,
     metrics_summary,
+    read_frame,
+    register_champion,
     run_logger,
     save_checkpoint,
     split_train_test,
@@ -47,8 +51,9 @@ def check_series_id(series_id) -> str:
     "`series_id` as a string, or `InvalidInputError` if it cannot name a directory and a registered model."
     sid = str(series_id.item() if hasattr(series_id, "item") else series_id)
     if not SERIES_ID.match(sid):
-        raise InvalidInputError(f"Argument `series_id` must be letters, digits, '_', '.' or '-' (starting with a letter or "
-                                f"digit, at most 128 characters), as it names a directory and a registered model. Got {sid!r}.")
+        raise InvalidInputError("Argument `series_id` must be letters, digits, '_', '.' or '-' (starting with a "
+                                "letter or digit, at most 128 characters), as it names a directory and a registered "
+                                f"model. Got {sid!r}.")
     return sid
 
 def series_checkpoint_dir(checkpoint_dir: str | Path, # the root holding one checkpoint store per series
@@ -58,7 +63,7 @@ def series_checkpoint_dir(checkpoint_dir: str | Path, # the root holding one che
     return Path(checkpoint_dir).expanduser().absolute() / check_series_id(series_id)
 
 def series_model_name(series_id, # the series
-                      registered_model: str | None = None, # base name; default `TwigaSettings().mlflow_registered_model`
+                      registered_model: str | None = None, # base name; default the settings' `mlflow_registered_model`
                      ) -> str:
     "The MLflow registered model name of one series: `<registered_model>-<series_id>`."
     return f"{registered_model or load_settings().mlflow_registered_model}-{check_series_id(series_id)}"
@@ -77,7 +82,8 @@ def synthetic_panel(df: pd.DataFrame, # one real series: date, target and covari
     if target not in df.columns: raise InvalidInputError(f"Argument `target` must be a column of `df`. Got {target!r}.")
     rng, y, frames = np.random.default_rng(seed), df[target].astype(float), []
     for i in range(n_series):
-        scale, offset, lag, noise = rng.uniform(0.02, 0.2), rng.uniform(-0.05, 0.05), int(rng.integers(0, 4)), rng.uniform(0.01, 0.04)
+        scale, offset = rng.uniform(0.02, 0.2), rng.uniform(-0.05, 0.05)
+        lag, noise = int(rng.integers(0, 4)), rng.uniform(0.01, 0.04)
         level = y.mean() * scale
         yi = (y.shift(lag) * scale + offset * level) * (1 + noise * rng.standard_normal(len(y)))
         frames.append(df.assign(**{target: yi.round(3)}).iloc[3:].assign(**{series_col: f"{prefix}-{i:02d}"}))
@@ -85,7 +91,16 @@ def synthetic_panel(df: pd.DataFrame, # one real series: date, target and covari
     return out[[series_col, *df.columns]]
 
 # %% ../../nbs/45_pipeline.many.ipynb #aa8b87c9
-def _is_parquet(path: Path) -> bool: return path.name.lower().endswith((".parquet", ".pq"))
+def _series_ids(values: pd.Series, series_col: str, source: str) -> dict[str, Any]:
+    "`{series_id: value}` of an id column, in order of first appearance; ids checked with `check_series_id`."
+    ids: dict[str, Any] = {}
+    for v in values.drop_duplicates():
+        if pd.isna(v): raise InvalidInputError(f"Column `{series_col}` of {source} has missing series ids.")
+        sid = check_series_id(v)
+        if sid in ids and ids[sid] != v:
+            raise InvalidInputError(f"Column `{series_col}` of {source} has two ids that read as {sid!r}.")
+        ids[sid] = v.item() if hasattr(v, "item") else v
+    return ids
 
 def read_series_ids(data_path: str | Path, # parquet or CSV file with a series id column
                     series_col: str = "unique_id", # the series id column
@@ -100,35 +115,24 @@ def read_series_ids(data_path: str | Path, # parquet or CSV file with a series i
             raise InvalidInputError(
                 f"Argument `series_col` names a column that is not in {p.name}. Got {series_col!r}.") from None
         raise
-    ids: dict[str, Any] = {}
-    for v in col[series_col].drop_duplicates():
-        if pd.isna(v): raise InvalidInputError(f"Column `{series_col}` of {p.name} has missing series ids.")
-        sid = check_series_id(v)
-        if sid in ids and ids[sid] != v:
-            raise InvalidInputError(f"Column `{series_col}` of {p.name} has two ids that read as {sid!r}.")
-        ids[sid] = v.item() if hasattr(v, "item") else v
-    return ids
+    return _series_ids(col[series_col], series_col, p.name)
+
+# %% ../../nbs/45_pipeline.many.ipynb #1cc1c438
+def _series_rows(panel: pd.DataFrame, series_key, series_col: str, source: str) -> pd.DataFrame:
+    "The rows of one series of a panel read by `read_frame`, without the id column."
+    df = panel[panel[series_col] == series_key]
+    if df.empty: raise NotFoundError(f"No rows for series {series_key!r} in column `{series_col}` of {source}.")
+    return df.drop(columns=[series_col]).reset_index(drop=True)
 
 def read_series(data_path: str | Path, # parquet or CSV file with a series id column
                 series_key, # the value of `series_col` to select
                 series_col: str = "unique_id", # the series id column
                 date_col: str = "timestamp", # the timestamp column
                ) -> pd.DataFrame:
-    "The rows of one series, sorted by time, without the id column (timestamps parsed as `read_frame` does)."
+    "The rows of one series, sorted by time, without the id column (timestamps parsed by `read_frame`)."
     p = Path(data_path)
-    if _is_parquet(p): df = pd.read_parquet(p, filters=[(series_col, "==", series_key)])
-    else: df = pd.read_csv(p).pipe(lambda d: d[d[series_col] == series_key])
-    if df.empty: raise NotFoundError(f"No rows for series {series_key!r} in column `{series_col}` of {p.name}.")
-    if date_col not in df.columns:
-        raise InvalidInputError(f"Argument `date_col` names a column that is not in {p.name}. Got {date_col!r}; "
-                                f"columns are {list(df.columns)}.")
-    df = df.drop(columns=[series_col])
-    if not pd.api.types.is_datetime64_any_dtype(df[date_col]):
-        try: df[date_col] = pd.to_datetime(df[date_col], utc=True, format="ISO8601")
-        except (ValueError, TypeError) as e:
-            raise InvalidInputError(
-                f"Column `{date_col}` of {p.name} has values that are not timestamps: {e}") from None
-    return df.sort_values(date_col, kind="stable").reset_index(drop=True)
+    rows = [(series_col, "==", series_key)] if _is_parquet(p) else None  # a CSV file is read whole
+    return _series_rows(read_frame(p, date_col, filters=rows), series_key, series_col, p.name)
 
 # %% ../../nbs/45_pipeline.many.ipynb #36e8c9c2
 @dataclass
@@ -162,23 +166,22 @@ class ManySeriesResult(_Result):
         return pd.DataFrame(rows) if rows else pd.DataFrame({"series_id": [], "Model": []})
 
 # %% ../../nbs/45_pipeline.many.ipynb #ba75d4ae
-def _track_series(fc, sid: str, train, test, preds, met, directory: Path, data_path, experiment, tracking_uri,
-                  parent_run_id, log_model: bool, register: bool, registered_model) -> tuple[str, str | None, int | None]:
-    "One MLflow run for one series: data, configs, evaluation, checkpoint, model; registered per series."
+def _track_series(fc, sid: str, train, test, preds, met, directory: Path, data_path: str, experiment: str | None,
+                  tracking_uri: str | None, parent_run_id: str | None, log_model: bool, register: bool,
+                  registered_model: str | None) -> tuple[str, str | None, int | None]:
+    "One MLflow run for one series (`log_training`), its model registered as `<registered_model>-<sid>` @champion."
     from twiga.tracking import TwigaTracker
     tags = {"twiga.flow": "many_series", "twiga.series_id": sid,
             **({"mlflow.parentRunId": parent_run_id} if parent_run_id else {})}
-    target, name, version = fc.data_params.targets[0], None, None
+    name, version = None, None
     with TwigaTracker(experiment=experiment, run_name=sid, tags=tags, tracking_uri=tracking_uri) as tracker:
-        tracker.log_dataset(train, name=f"{sid}-train", source=str(data_path), context="training", targets=target)
-        tracker.log_dataset(test, name=f"{sid}-test", source=str(data_path), context="evaluation", targets=target)
-        tracker.log_forecaster_metadata(fc)
-        tracker.log_evaluation(met, results_df=preds)
-        tracker.log_checkpoint(directory)
-        if log_model or register: tracker.log_model(fc, sample_input=train.tail(fc.data_params.lookback_window_size))
+        log_training(tracker, fc, train, test, preds, met, data_path=str(data_path), name=sid,
+                     checkpoint_path=directory, log_model=log_model and not register)
         if register:
             name = series_model_name(sid, registered_model)
-            version = tracker.register(name, tags={"series_id": sid, "checkpoint_version": fc.checkpoint_info_.version})
+            version = register_champion.fn(tracker, fc, sample_input=train.tail(fc.data_params.lookback_window_size),
+                                           name=name, tags={"series_id": sid,
+                                                            "checkpoint_version": fc.checkpoint_info_.version})
     return tracker.run_id, name, version
 
 # %% ../../nbs/45_pipeline.many.ipynb #a1f0caa0
@@ -188,6 +191,7 @@ def train_series(series_id: str, # the series (a plain name, see `check_series_i
                  checkpoint_dir: str, # root of the per-series checkpoint stores
                  forecaster=None, # template (fitted or not); None: the configuration of the series' current checkpoint
                  series_key=None, # the series' value in `series_col`; default `series_id`
+                 rows: pd.DataFrame | None = None, # the series' rows, when the flow read them (CSV); default read
                  series_col: str = "unique_id", # the series id column
                  date_col: str = "timestamp", # the timestamp column
                  train_end: str | None = None, # last training timestamp (see `split_train_test`)
@@ -204,8 +208,8 @@ def train_series(series_id: str, # the series (a plain name, see `check_series_i
     "Read, fit, evaluate, checkpoint and track the forecaster of one series."
     t0, sid = time.perf_counter(), check_series_id(series_id)
     directory = series_checkpoint_dir(checkpoint_dir, sid)
-    df = read_series(data_path, sid if series_key is None else series_key, series_col, date_col)
-    train, test = split_train_test(df, date_col, train_end, test_start, test_size)
+    if rows is None: rows = read_series(data_path, sid if series_key is None else series_key, series_col, date_col)
+    train, test = split_train_test(rows, date_col, train_end, test_start, test_size)
     template = forecaster if forecaster is not None else load_champion.fn(checkpoint_dir=directory)
     fc = clone_forecaster(template)
     fc.train_params = fc.train_params.model_copy(update={"checkpoints_path": str(directory)})
@@ -213,9 +217,10 @@ def train_series(series_id: str, # the series (a plain name, see `check_series_i
     preds, met = evaluate_model.fn(fc, test, history_df=train)
     metrics = metrics_summary(met)
     save_checkpoint.fn(fc, path=directory, metrics=metrics)
-    run_id, name, version = _track_series(
-        fc, sid, train, test, preds, met, directory, data_path, experiment, tracking_uri, parent_run_id, log_model,
-        register_model, registered_model) if track else (None, None, None)
+    run_id, name, version = None, None, None
+    if track:
+        run_id, name, version = _track_series(fc, sid, train, test, preds, met, directory, data_path, experiment,
+                                              tracking_uri, parent_run_id, log_model, register_model, registered_model)
     return SeriesResult(series_id=sid, checkpoint_path=str(directory), checkpoint_version=fc.checkpoint_info_.version,
                         metrics=metrics, mlflow_run_id=run_id, registered_model=name, registered_version=version,
                         n_train=len(train), n_test=len(test), worker=f"{socket.gethostname()}:{os.getpid()}",
@@ -224,7 +229,7 @@ def train_series(series_id: str, # the series (a plain name, see `check_series_i
 # %% ../../nbs/45_pipeline.many.ipynb #005890ac
 TASK_RUNNERS = ("threads", "processes", "dask", "sequential")
 
-def make_task_runner(task_runner: Any = "threads", # "threads", "processes", "dask", "sequential", or a Prefect `TaskRunner`
+def make_task_runner(task_runner: Any = "threads", # "threads", "processes", "dask", "sequential" or a `TaskRunner`
                      address: str | None = None, # Dask scheduler address, e.g. "tcp://10.0.0.5:8786" (only with "dask")
                      max_workers: int | None = None, # parallel series at most; default the CPU count
                     ):
@@ -237,13 +242,14 @@ def make_task_runner(task_runner: Any = "threads", # "threads", "processes", "da
     if address is not None and task_runner != "dask":
         raise ConfigError("Argument `address` is a Dask scheduler address: use it with `task_runner='dask'`. Got "
                           f"task_runner={task_runner!r}.")
-    if max_workers is not None and (isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1):
+    if max_workers is not None and (type(max_workers) is not int or max_workers < 1):
         raise ConfigError(f"Argument `max_workers` must be a positive integer or None. Got {max_workers!r}.")
     n = max_workers or os.cpu_count() or 1
     if task_runner == "sequential": return ThreadPoolTaskRunner(max_workers=1)
     if task_runner == "threads": return ThreadPoolTaskRunner(max_workers=n)
     if task_runner == "processes": return ProcessPoolTaskRunner(max_workers=n)
-    try: from prefect_dask import DaskTaskRunner
+    try:
+        from prefect_dask import DaskTaskRunner
     except ImportError:
         raise ConfigError("`task_runner='dask'` needs prefect-dask: pip install prefect-dask.") from None
     if address: return DaskTaskRunner(address=address)
@@ -252,7 +258,7 @@ def make_task_runner(task_runner: Any = "threads", # "threads", "processes", "da
 
 # %% ../../nbs/45_pipeline.many.ipynb #352ff49e
 def _resolve(checkpoint_dir, experiment, registered_model, tracking_uri) -> tuple[Path, str, str, str]:
-    "Values a worker must not resolve on its own (its environment and working directory may differ): absolute dirs and URIs."
+    "Absolute directories and URIs: a worker must not resolve them itself (its environment and directory may differ)."
     s = load_settings()
     uri = tracking_uri or s.mlflow_tracking_uri
     if uri.startswith("sqlite:///") and not uri.endswith(":memory:"):
@@ -264,8 +270,24 @@ def _runner_name(runner) -> str:
     address = getattr(runner, "address", None) or getattr(runner, "_connect_to", None)
     return type(runner).__name__ + (f"({address})" if isinstance(address, str) else "")
 
+def _select(ids: dict, series: list | None, data_path) -> dict:
+    "The ids of `series` (all of them if None); an error names those the file does not hold."
+    if series is None: return ids
+    wanted = [check_series_id(s) for s in series]
+    if missing := [s for s in wanted if s not in ids]:
+        raise InvalidInputError(f"Argument `series` names series that are not in {Path(data_path).name}: "
+                                f"{missing}. Known: {list(ids)[:20]}.")
+    return {s: ids[s] for s in wanted}
+
+def _rows(data_path, ids: dict, series_col: str, date_col: str) -> dict:
+    "Each series' rows of a CSV file, read once here; None for a parquet file (each task reads its own rows)."
+    p = Path(data_path)
+    if _is_parquet(p): return dict.fromkeys(ids)
+    panel = read_frame(p, date_col)
+    return {sid: _series_rows(panel, key, series_col, p.name) for sid, key in ids.items()}
+
 # %% ../../nbs/45_pipeline.many.ipynb #58529b7d
-def _run_mapped(runner, params: dict, ids: dict) -> tuple[dict, dict]:
+def _run_mapped(runner, params: dict, ids: dict, rows: dict) -> tuple[dict, dict]:
     "Map `train_series` over `ids` on `runner` inside a flow run: ({id: SeriesResult}, {id: error})."
     from prefect import get_client, unmapped
     from prefect.settings import PREFECT_API_URL, temporary_settings
@@ -274,21 +296,21 @@ def _run_mapped(runner, params: dict, ids: dict) -> tuple[dict, dict]:
         with get_client(sync_client=True) as client: updates[PREFECT_API_URL] = str(client.api_url)
     results, failed = {}, {}
     with temporary_settings(updates=updates), runner:
-        futures = runner.map(train_series, {"series_id": list(ids), "series_key": list(ids.values()),
-                                            **{k: unmapped(v) for k, v in params.items()}})
-        for sid, fut in zip(ids, futures):
+        mapped = {"series_id": list(ids), "series_key": list(ids.values()), "rows": [rows[s] for s in ids]}
+        futures = runner.map(train_series, {**mapped, **{k: unmapped(v) for k, v in params.items()}})
+        for sid, fut in zip(ids, futures, strict=True):
             fut.wait()
             out = fut.result(raise_on_failure=False)
             if isinstance(out, SeriesResult): results[sid] = out
-            else:
-                failed[sid] = f"{type(out).__name__}: {out}" if isinstance(out, BaseException) else str(fut.state.message)
+            elif isinstance(out, BaseException): failed[sid] = f"{type(out).__name__}: {out}"
+            else: failed[sid] = str(fut.state.message)
     return results, failed
 
-def _run_plain(params: dict, ids: dict) -> tuple[dict, dict]:
+def _run_plain(params: dict, ids: dict, rows: dict) -> tuple[dict, dict]:
     "Train the series one after another as plain Python (no flow run)."
     results, failed = {}, {}
     for sid, key in ids.items():
-        try: results[sid] = train_series.fn(series_id=sid, series_key=key, **params)
+        try: results[sid] = train_series.fn(series_id=sid, series_key=key, rows=rows[sid], **params)
         except Exception as e: failed[sid] = f"{type(e).__name__}: {e}"
     return results, failed
 
@@ -313,15 +335,15 @@ def _parent_tracker(experiment, run_name, tracking_uri, n: int):
 # %% ../../nbs/45_pipeline.many.ipynb #97bf5b1d
 @flow(name="many_series_flow", persist_result=False)
 def many_series_flow(data_path: str, # parquet or CSV file: a series id column, the date, target and covariate columns
-                     forecaster=None, # template for every series; None: each series refits its current checkpoint's configuration
+                     forecaster=None, # template of every series; None: each refits its current checkpoint's config
                      series_col: str = "unique_id", # the series id column
                      series: list[str] | None = None, # the series to train; default all in the file
                      date_col: str = "timestamp", # the timestamp column
-                     checkpoint_dir: str | None = None, # root of the per-series stores; default `TwigaSettings().model_checkpoint_dir`
+                     checkpoint_dir: str | None = None, # root of the series' stores; default the settings' store
                      train_end: str | None = None, # last training timestamp (inclusive; a date covers its whole day)
                      test_start: str | None = None, # first test timestamp
                      test_size: float = 0.2, # share of each series' rows tested when neither date is given
-                     task_runner: Any = "threads", # "threads", "processes", "dask", "sequential" or a Prefect TaskRunner
+                     task_runner: Any = "threads", # "threads", "processes", "dask", "sequential" or a TaskRunner
                      address: str | None = None, # Dask scheduler address (with task_runner="dask")
                      max_workers: int | None = None, # parallel series at most; default the CPU count
                      track: bool = True, # one MLflow run per series, under one parent run
@@ -336,13 +358,8 @@ def many_series_flow(data_path: str, # parquet or CSV file: a series id column, 
     "Fit, evaluate, checkpoint and track one forecaster per series, mapped over the series on a Prefect task runner."
     t0 = time.perf_counter()
     runner = make_task_runner(task_runner, address, max_workers)
-    ids = read_series_ids(data_path, series_col)
-    if series is not None:
-        wanted = [check_series_id(s) for s in series]
-        if missing := [s for s in wanted if s not in ids]:
-            raise InvalidInputError(f"Argument `series` names series that are not in {Path(data_path).name}: "
-                                    f"{missing}. Known: {list(ids)[:20]}.")
-        ids = {s: ids[s] for s in wanted}
+    ids = _select(read_series_ids(data_path, series_col), series, data_path)
+    rows = _rows(data_path, ids, series_col, date_col)
     ckpt, experiment, registered_model, tracking_uri = _resolve(checkpoint_dir, experiment, registered_model,
                                                                 tracking_uri)
     params = dict(data_path=str(Path(data_path).absolute()), checkpoint_dir=str(ckpt), forecaster=forecaster,
@@ -355,7 +372,8 @@ def many_series_flow(data_path: str, # parquet or CSV file: a series id column, 
     tracker = _parent_tracker(experiment, run_name, tracking_uri, len(ids)) if track else None
     with tracker if tracker is not None else contextlib.nullcontext():
         params["parent_run_id"] = res.mlflow_run_id = tracker.run_id if tracker is not None else None
-        results, res.failed = _run_mapped(runner, params, ids) if FlowRunContext.get() is not None else _run_plain(params, ids)
+        in_run = FlowRunContext.get() is not None
+        results, res.failed = _run_mapped(runner, params, ids, rows) if in_run else _run_plain(params, ids, rows)
         res.results = {s: results[s] for s in ids if s in results}
         if tracker is not None:
             _log_panel(tracker, res, {"task_runner": res.task_runner, "series_col": series_col, "n_series": len(ids),
