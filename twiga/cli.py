@@ -12,8 +12,24 @@ from .core.errors import TwigaError
 from .core.utils import configure
 
 # %% auto #0
-__all__ = ['cmd_quickstart', 'cmd_train', 'cmd_retrain', 'cmd_retrain_job', 'cmd_monitor', 'cmd_schedule', 'cmd_serve',
+__all__ = ['cmd_quickstart', 'add_quickstart', 'cmd_train', 'add_train', 'cmd_retrain', 'add_retrain', 'cmd_retrain_job',
+           'add_retrain_job', 'cmd_monitor', 'add_monitor', 'cmd_schedule', 'add_schedule', 'cmd_serve',
            'add_serve_command', 'add_pipeline_commands', 'build_parser', 'main']
+
+# %% ../nbs/90_cli.ipynb #e0034ec0
+def _common(p, prefect=True):
+    p.add_argument("--date-col", default="timestamp", help="timestamp column (default: timestamp)")
+    p.add_argument("--experiment", help="MLflow experiment (default: TWIGA_MLFLOW_EXPERIMENT)")
+    p.add_argument("--run-name", help="MLflow run name")
+    p.add_argument("--no-track", action="store_true", help="do not log to MLflow")
+    if prefect: p.add_argument("--prefect", action=argparse.BooleanOptionalAction, default=None,
+                               help="run as a Prefect flow run (default: when PREFECT_API_URL is set)")
+
+def _help(add, name: str) -> str:
+    "The `--help` text of the command `add` adds (for the examples below)."
+    p = argparse.ArgumentParser(prog="twiga")
+    add(p.add_subparsers())
+    return p._subparsers._group_actions[0].choices[name].format_help()
 
 # %% ../nbs/90_cli.ipynb #90f6e159
 def cmd_quickstart(args) -> int:
@@ -21,6 +37,13 @@ def cmd_quickstart(args) -> int:
     from twiga.pipeline.jobs import quickstart
     quickstart(args.workdir, quick=args.quick)
     return 0
+
+def add_quickstart(sub) -> None:
+    "Add `quickstart` to the `twiga` subparsers."
+    q = sub.add_parser("quickstart", help="run the whole lifecycle on the bundled ERCOT data")
+    q.add_argument("--workdir", default="twiga-quickstart", help="where data, checkpoints, MLflow store and reports go")
+    q.add_argument("--quick", action="store_true", help="a smaller slice and fewer trees")
+    q.set_defaults(func=cmd_quickstart)
 
 # %% ../nbs/90_cli.ipynb #8f3729b1
 def cmd_train(args) -> int:
@@ -33,6 +56,19 @@ def cmd_train(args) -> int:
     show_result(r)
     return 0
 
+def add_train(sub) -> None:
+    "Add `train` to the `twiga` subparsers."
+    t = sub.add_parser("train", help="fit, evaluate, checkpoint and track a forecaster on a parquet/CSV file")
+    t.add_argument("data", help="parquet or CSV file")
+    t.add_argument("--config", required=True, help="forecaster config (.toml or .json)")
+    t.add_argument("--checkpoint-dir", help="checkpoint store (default: the config's train.checkpoints_path)")
+    t.add_argument("--train-end", help="last training timestamp (a date covers its whole day)")
+    t.add_argument("--test-start", help="first test timestamp")
+    t.add_argument("--test-size", type=float, default=0.2, help="share of rows tested when no date is given (0.2)")
+    t.add_argument("--tune", action="store_true", help="tune LightGBM on a validation split first")
+    _common(t); t.set_defaults(func=cmd_train)
+
+# %% ../nbs/90_cli.ipynb #bf7bb2cb
 def cmd_retrain(args) -> int:
     "Check drift, retrain when due, promote a better challenger, reload the server."
     from twiga.pipeline.jobs import retrain_from_file, show_result
@@ -45,6 +81,28 @@ def cmd_retrain(args) -> int:
     show_result(r)
     return 0
 
+# %% ../nbs/90_cli.ipynb #b297c68f
+def add_retrain(sub) -> None:
+    "Add `retrain` to the `twiga` subparsers."
+    r = sub.add_parser("retrain", help="check drift, retrain when due, promote only a better model, reload the server")
+    r.add_argument("--reference", required=True, help="reference data (parquet/CSV)")
+    r.add_argument("--current", required=True, help="recent data with observed targets")
+    r.add_argument("--checkpoint-dir", help="the champion's checkpoint store (default: the --config's "
+                                            "train.checkpoints_path, else TWIGA_MODEL_CHECKPOINT_DIR)")
+    r.add_argument("--config", help="challenger config (default: the champion's)")
+    r.add_argument("--drift-threshold", type=float, default=0.5,
+                   help="retrain above this share of drifted features (default 0.5)")
+    r.add_argument("--performance-threshold", type=float, help="retrain when the champion's metric is past this")
+    r.add_argument("--metric", default="mae", choices=["mae", "rmse", "wmape", "smape", "corr"],
+                   help="metric compared on the holdout")
+    r.add_argument("--min-improvement", type=float, default=0.0, help="relative gain needed to promote (0.02 = 2%%)")
+    r.add_argument("--holdout-size", type=float, default=0.25, help="share of the current rows held out (default 0.25)")
+    r.add_argument("--reload-url",
+                   help="serving API to POST /reload to after a promotion (X-API-Key from TWIGA_SERVE_API_KEY)")
+    r.add_argument("--report-dir", help="drift reports (default: <TWIGA_SERVE_REPORT_DIR>/retraining)")
+    _common(r); r.set_defaults(func=cmd_retrain)
+
+# %% ../nbs/90_cli.ipynb #ee155c19
 def cmd_retrain_job(args) -> int:
     "Execute the papermill retraining notebook and log it into the MLflow run."
     from twiga.pipeline.jobs import run_retrain_job, show_result
@@ -52,6 +110,15 @@ def cmd_retrain_job(args) -> int:
     show_result(out["result"])
     print(f"Executed notebook: {out['output_path']} (MLflow run {out['mlflow_run_id']}, artefact {out['artifact']})")
     return 0
+
+def add_retrain_job(sub) -> None:
+    "Add `retrain-job` to the `twiga` subparsers."
+    j = sub.add_parser("retrain-job", help="execute the papermill retraining notebook and log it into the MLflow run")
+    j.add_argument("--output", required=True, help="where the executed notebook is written")
+    j.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                   help="a notebook parameter (repeatable)")
+    j.add_argument("--notebook", help="the job notebook (default: the one installed with twiga)")
+    j.set_defaults(func=cmd_retrain_job)
 
 # %% ../nbs/90_cli.ipynb #2678e921
 def cmd_monitor(args) -> int:
@@ -63,19 +130,45 @@ def cmd_monitor(args) -> int:
     show_result(d)
     return 1 if (args.fail_on_drift and d.drift_detected) else 0
 
+def add_monitor(sub) -> None:
+    "Add `monitor` to the `twiga` subparsers."
+    m = sub.add_parser("monitor", help="data drift of a current file against a reference file, with an HTML report")
+    m.add_argument("--reference", required=True); m.add_argument("--current", required=True)
+    m.add_argument("--report-dir", help="default: TWIGA_SERVE_REPORT_DIR")
+    m.add_argument("--date-col", default="timestamp")
+    m.add_argument("--features", nargs="+", help="features to test (default: all shared numeric columns but --target)")
+    m.add_argument("--target", help="target column, left out of the default features")
+    m.add_argument("--method", choices=["ks", "wasserstein", "psi"], help="default: TWIGA_DRIFT_METHOD")
+    m.add_argument("--seasonal", action="store_true", help="compare with the same part of the calendar")
+    m.add_argument("--fail-on-drift", action="store_true", help="exit 1 when drift is detected")
+    m.set_defaults(func=cmd_monitor)
+
+# %% ../nbs/90_cli.ipynb #6f4daa56
 def cmd_schedule(args) -> int:
     "Run the retraining flow on a cron schedule (Prefect 3 deployment, served by this process)."
     from twiga.pipeline.jobs import schedule
-    extra = {k: v
-             for k, v in dict(fastapi_reload_url=args.reload_url, experiment=args.experiment,
-                              drift_threshold=args.drift_threshold, min_improvement=args.min_improvement).items()
-             if v is not None}
+    extra = dict(fastapi_reload_url=args.reload_url, experiment=args.experiment,
+                 drift_threshold=args.drift_threshold, min_improvement=args.min_improvement)
     dep = schedule(args.reference, args.current, args.checkpoint_dir, cron=args.cron, name=args.name,
-                   timezone=args.timezone, serve=not args.dry_run, **extra)
+                   timezone=args.timezone, serve=not args.dry_run, **{k: v for k, v in extra.items() if v is not None})
     if args.dry_run:
         print(f"Deployment {dep.name!r}: {dep.entrypoint}, cron {dep.schedules[0].schedule.cron!r} ({args.timezone}), "
               f"parameters {dep.parameters}")
     return 0
+
+def add_schedule(sub) -> None:
+    "Add `schedule` to the `twiga` subparsers."
+    s = sub.add_parser("schedule",
+                       help="run the retraining flow on a cron schedule (Prefect 3 deployment, served by this process)")
+    s.add_argument("--reference", required=True); s.add_argument("--current", required=True)
+    s.add_argument("--checkpoint-dir", help="the champion's checkpoint store (default: TWIGA_MODEL_CHECKPOINT_DIR)")
+    s.add_argument("--cron", default="0 2 * * 1", help="cron schedule (default: Mondays 02:00)")
+    s.add_argument("--timezone", default="UTC")
+    s.add_argument("--name", default="weekly-retrain", help="deployment name")
+    s.add_argument("--reload-url"); s.add_argument("--experiment")
+    s.add_argument("--drift-threshold", type=float); s.add_argument("--min-improvement", type=float)
+    s.add_argument("--dry-run", action="store_true", help="build and print the deployment without serving it")
+    s.set_defaults(func=cmd_schedule)
 
 # %% ../nbs/90_cli.ipynb #77213851
 def cmd_serve(args) -> int:
@@ -95,70 +188,11 @@ def add_serve_command(sub) -> None:
     s.add_argument("--report-dir", help="monitoring reports (default: TWIGA_SERVE_REPORT_DIR)")
     s.set_defaults(func=cmd_serve)
 
-# %% ../nbs/90_cli.ipynb #e0034ec0
-def _common(p, prefect=True):
-    p.add_argument("--date-col", default="timestamp", help="timestamp column (default: timestamp)")
-    p.add_argument("--experiment", help="MLflow experiment (default: TWIGA_MLFLOW_EXPERIMENT)")
-    p.add_argument("--run-name", help="MLflow run name")
-    p.add_argument("--no-track", action="store_true", help="do not log to MLflow")
-    if prefect: p.add_argument("--prefect", action=argparse.BooleanOptionalAction, default=None,
-                               help="run as a Prefect flow run (default: when PREFECT_API_URL is set)")
-
+# %% ../nbs/90_cli.ipynb #e0a1c2f4
 def add_pipeline_commands(sub) -> None:
     "Add quickstart, train, retrain, retrain-job, monitor and schedule to the `twiga` subparsers."
-    q = sub.add_parser("quickstart", help="run the whole lifecycle on the bundled ERCOT data")
-    q.add_argument("--workdir", default="twiga-quickstart", help="where data, checkpoints, MLflow store and reports go")
-    q.add_argument("--quick", action="store_true", help="a smaller slice and fewer trees")
-    q.set_defaults(func=cmd_quickstart)
-    t = sub.add_parser("train", help="fit, evaluate, checkpoint and track a forecaster on a parquet/CSV file")
-    t.add_argument("data", help="parquet or CSV file"); t.add_argument("--config", required=True, help="forecaster config (.toml or .json)")
-    t.add_argument("--checkpoint-dir", help="checkpoint store (default: the config's train.checkpoints_path)")
-    t.add_argument("--train-end", help="last training timestamp (a date covers its whole day)"); t.add_argument("--test-start", help="first test timestamp")
-    t.add_argument("--test-size", type=float, default=0.2,
-                   help="share of rows tested when no date is given (default 0.2)")
-    t.add_argument("--tune", action="store_true", help="tune LightGBM on a validation split first")
-    _common(t); t.set_defaults(func=cmd_train)
-    r = sub.add_parser("retrain", help="check drift, retrain when due, promote only a better model, reload the server")
-    r.add_argument("--reference", required=True, help="reference data (parquet/CSV)"); r.add_argument("--current", required=True, help="recent data with observed targets")
-    r.add_argument("--checkpoint-dir", help="the champion's checkpoint store (default: TWIGA_MODEL_CHECKPOINT_DIR)")
-    r.add_argument("--config", help="challenger config (default: the champion's)")
-    r.add_argument("--drift-threshold", type=float, default=0.5,
-                   help="retrain above this share of drifted features (default 0.5)")
-    r.add_argument("--performance-threshold", type=float, help="retrain when the champion's metric is past this")
-    r.add_argument("--metric", default="mae", choices=["mae", "rmse", "wmape", "smape", "corr"],
-                   help="metric compared on the holdout")
-    r.add_argument("--min-improvement", type=float, default=0.0, help="relative gain needed to promote (0.02 = 2%%)")
-    r.add_argument("--holdout-size", type=float, default=0.25, help="share of the current rows held out (default 0.25)")
-    r.add_argument("--reload-url",
-                   help="serving API to POST /reload to after a promotion (X-API-Key from TWIGA_SERVE_API_KEY)")
-    r.add_argument("--report-dir", help="drift reports (default: <TWIGA_SERVE_REPORT_DIR>/retraining)")
-    _common(r); r.set_defaults(func=cmd_retrain)
-    j = sub.add_parser("retrain-job", help="execute the papermill retraining notebook and log it into the MLflow run")
-    j.add_argument("--output", required=True, help="where the executed notebook is written")
-    j.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
-                   help="a notebook parameter (repeatable)")
-    j.add_argument("--notebook", help="the job notebook (default: the one installed with twiga)")
-    j.set_defaults(func=cmd_retrain_job)
-    m = sub.add_parser("monitor", help="data drift of a current file against a reference file, with an HTML report")
-    m.add_argument("--reference", required=True); m.add_argument("--current", required=True)
-    m.add_argument("--report-dir", help="default: TWIGA_SERVE_REPORT_DIR"); m.add_argument("--date-col", default="timestamp")
-    m.add_argument("--features", nargs="+", help="features to test (default: all shared numeric columns but --target)")
-    m.add_argument("--target", help="target column, left out of the default features")
-    m.add_argument("--method", choices=["ks", "wasserstein", "psi"], help="default: TWIGA_DRIFT_METHOD")
-    m.add_argument("--seasonal", action="store_true", help="compare with the same part of the calendar")
-    m.add_argument("--fail-on-drift", action="store_true", help="exit 1 when drift is detected")
-    m.set_defaults(func=cmd_monitor)
-    s = sub.add_parser("schedule",
-                       help="run the retraining flow on a cron schedule (Prefect 3 deployment, served by this process)")
-    s.add_argument("--reference", required=True); s.add_argument("--current", required=True)
-    s.add_argument("--checkpoint-dir", help="the champion's checkpoint store (default: TWIGA_MODEL_CHECKPOINT_DIR)")
-    s.add_argument("--cron", default="0 2 * * 1", help="cron schedule (default: Mondays 02:00)"); s.add_argument("--timezone", default="UTC")
-    s.add_argument("--name", default="weekly-retrain", help="deployment name")
-    s.add_argument("--reload-url"); s.add_argument("--experiment"); s.add_argument("--drift-threshold", type=float); s.add_argument("--min-improvement", type=float)
-    s.add_argument("--dry-run", action="store_true", help="build and print the deployment without serving it")
-    s.set_defaults(func=cmd_schedule)
+    for add in (add_quickstart, add_train, add_retrain, add_retrain_job, add_monitor, add_schedule): add(sub)
 
-# %% ../nbs/90_cli.ipynb #8b5f93d1
 def build_parser() -> argparse.ArgumentParser:
     "The argument parser of the `twiga` command."
     p = argparse.ArgumentParser(prog="twiga", description="Load forecasting from experiment to production.")
@@ -167,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_serve_command(sub)
     return p
 
+# %% ../nbs/90_cli.ipynb #8b5f93d1
 def main(argv: list[str] | None = None) -> int:
     "Entry point of the `twiga` command."
     args = build_parser().parse_args(argv)

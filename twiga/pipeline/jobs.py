@@ -117,7 +117,7 @@ def prefect_api_configured() -> bool:
     return bool(PREFECT_API_URL.value())
 
 def run_flow(flow, use_prefect: bool | None = None, **params):
-    "Run `flow` with `params`: a Prefect flow run if `use_prefect` (default: when an API is configured), else `flow.fn`."
+    "Run `flow` with `params`: a Prefect flow run if `use_prefect` (default: if an API is configured), else `flow.fn`."
     if use_prefect is None: use_prefect = prefect_api_configured()
     return flow(**params) if use_prefect else flow.fn(**params)
 
@@ -170,27 +170,28 @@ def train_from_file(data_path: str | Path, # parquet or CSV file
     return run_flow(training_flow, use_prefect, forecaster=fc, data_path=str(data_path),
                     date_col=flow_params.pop("date_col", fc.data_params.date_column), **flow_params)
 
+# %% ../../nbs/43_pipeline.jobs.ipynb #e8a49a6d
 def retrain_from_file(reference_data_path: str | Path, # reference data
                       current_data_path: str | Path, # recent data with observed targets
-                      checkpoint_dir: str | Path | None = None, # the champion's store; default the config's or the settings'
-                      config: str | Path | dict | None = None, # forecaster config of the challenger (default: the champion's)
+                      checkpoint_dir: str | Path | None = None, # the champion's store; default: see above
+                      config: str | Path | dict | None = None, # the challenger's config; default the champion's
                       use_prefect: bool | None = None, # see `run_flow`
                       **flow_params, # any other `retraining_flow` parameter (drift_threshold, fastapi_reload_url, ...)
                      ) -> RetrainingResult:
     "`twiga retrain`: the retraining flow on two data files against the checkpoint store's champion."
     from twiga.pipeline.flows import retraining_flow
     challenger = forecaster_from_config(config, checkpoint_dir) if config is not None else None
-    checkpoint_dir = checkpoint_dir or (
-        challenger.checkpoints_path if challenger is not None else load_settings().model_checkpoint_dir)
+    store = checkpoint_dir or (challenger.checkpoints_path if challenger else load_settings().model_checkpoint_dir)
     return run_flow(retraining_flow, use_prefect, reference_data_path=str(reference_data_path),
-                    current_data_path=str(current_data_path), checkpoint_dir=str(checkpoint_dir), challenger=challenger,
+                    current_data_path=str(current_data_path), checkpoint_dir=str(store), challenger=challenger,
                     **flow_params)
 
+# %% ../../nbs/43_pipeline.jobs.ipynb #2fbab028
 def monitor_from_file(reference_data_path: str | Path, # reference data (e.g. the training data)
                       current_data_path: str | Path, # the window to check
                       report_dir: str | Path | None = None, # default `TwigaSettings().serve_report_dir`
                       date_col: str = "timestamp", # the timestamp column
-                      **drift_params, # `run_drift_check` parameters: feature_cols, target_col, method, threshold, seasonal, ...
+                      **drift_params, # `run_drift_check` parameters: feature_cols, target_col, method, seasonal, ...
                      ) -> DriftSummary:
     "`twiga monitor`: a data drift check of one file against another, with its HTML report."
     from twiga.pipeline.tasks import read_frame, run_drift_check
@@ -202,7 +203,7 @@ def monitor_from_file(reference_data_path: str | Path, # reference data (e.g. th
 # %% ../../nbs/43_pipeline.jobs.ipynb #9b632bbc
 def schedule(reference_data_path: str | Path, # reference data
              current_data_path: str | Path, # the file the newest data is written to between runs
-             checkpoint_dir: str | Path | None = None, # the champion's store; default `TwigaSettings().model_checkpoint_dir`
+             checkpoint_dir: str | Path | None = None, # the champion's store; default `TWIGA_MODEL_CHECKPOINT_DIR`
              cron: str = "0 2 * * 1", # when to run; default every Monday at 02:00
              name: str = "weekly-retrain", # deployment name
              timezone: str | None = "UTC", # time zone of `cron`
@@ -294,28 +295,29 @@ def _where(con, r: dict) -> None:
     con.print(f"\n[bold]Done in {r['seconds']:.0f} s.[/bold] Everything is in {r['workdir']}:")
     for k, v in [("data", r["data_path"]), ("forecaster config", r["config_path"]),
                  ("checkpoints", f"{r['checkpoint_path']} (version {r['checkpoint_version']})"),
-                 ("MLflow store", f"{r['tracking_uri']} (run {r['mlflow_run_id']})"), ("drift report", r["report_path"])]:
+                 ("MLflow store", f"{r['tracking_uri']} (run {r['mlflow_run_id']})"),
+                 ("drift report", r["report_path"])]:
         con.print(f"  {k:<18} {v}", soft_wrap=True)
     con.print("\nNext:")
     con.print(f"  serve it:        TWIGA_MODEL_CHECKPOINT_DIR={r['checkpoint_path']} twiga serve", soft_wrap=True)
     con.print(f"  see the runs:    mlflow ui --backend-store-uri {r['tracking_uri']}", soft_wrap=True)
-    con.print(f"  retrain on data: twiga retrain --reference <train.parquet> --current <recent.parquet> --checkpoint-dir {r['checkpoint_path']}",
-              soft_wrap=True)
+    con.print("  retrain on data: twiga retrain --reference <train.parquet> --current <recent.parquet> "
+              f"--checkpoint-dir {r['checkpoint_path']}", soft_wrap=True)
 
 # %% ../../nbs/43_pipeline.jobs.ipynb #c32c3579
 def retrain_notebook() -> Path:
-    "The retraining job notebook: `nbs/jobs/retrain.ipynb` of the checkout twiga is imported from, else the copy installed with it."
+    "The job notebook: `nbs/jobs/retrain.ipynb` of the checkout twiga is imported from, else the installed copy."
     import twiga
     pkg = Path(twiga.__file__).resolve().parent
-    source, installed = pkg.parent / "nbs" / "jobs" / "retrain.ipynb", pkg / "jobs" / "retrain.ipynb"  # setup.py copies it there
+    source, installed = pkg.parent / "nbs" / "jobs" / "retrain.ipynb", pkg / "jobs" / "retrain.ipynb"  # by setup.py
     return source if source.is_file() or not installed.is_file() else installed
 
+# %% ../../nbs/43_pipeline.jobs.ipynb #bcdfa4e4
 def _log_notebook(out: Path, run_id: str | None, uri: str, experiment: str | None, failure: str | None) -> str:
     "Log the executed notebook into `run_id`, or into a new FAILED run when the job did not get that far."
     from twiga.tracking import TwigaTracker
-    if run_id is not None:
-        from mlflow import MlflowClient
-        MlflowClient(tracking_uri=uri).log_artifact(run_id, str(out), "job")
+    if run_id is not None:  # the flow's run, finished by now: its store's client adds the file
+        TwigaTracker(tracking_uri=uri).client.log_artifact(run_id, str(out), "job")
         return run_id
     tracker = TwigaTracker(experiment=experiment, run_name=f"job-{out.stem}", tags={"twiga.job": "retrain"},
                            tracking_uri=uri)
@@ -330,7 +332,7 @@ def _log_notebook(out: Path, run_id: str | None, uri: str, experiment: str | Non
 def run_retrain_job(output_path: str | Path, # where the executed notebook is written
                     parameters: dict | None = None, # the notebook's parameters (see its `parameters` cell)
                     notebook: str | Path | None = None, # the job notebook; default `retrain_notebook()`
-                    tracking_uri: str | None = None, # MLflow store; default `parameters['tracking_uri']`, then `TWIGA_MLFLOW_TRACKING_URI`
+                    tracking_uri: str | None = None, # MLflow store; default `parameters["tracking_uri"]`, the settings'
                     kernel_name: str = "python3", # Jupyter kernel to run it with
                     timeout: int | None = 3600, # seconds a cell may take
                    ) -> dict:
