@@ -17,8 +17,8 @@ from .errors import ConfigError
 from .io import to_jsonable
 
 # %% auto #0
-__all__ = ['CALENDAR_FEATURES', 'TwigaConfig', 'parse_period', 'DataPipelineFields', 'DataPipelineConfig', 'describe_transformer',
-           'ForecasterConfig']
+__all__ = ['CALENDAR_FEATURES', 'TwigaConfig', 'parse_period', 'steps_per_day', 'DataPipelineFields', 'DataPipelineConfig',
+           'describe_transformer', 'ForecasterConfig']
 
 # %% ../../nbs/10_core.config.ipynb #47899e8a
 def _int_like(v) -> bool: return isinstance(v, numbers.Integral) and not isinstance(v, bool)
@@ -56,6 +56,10 @@ def parse_period(period: str, name: str = "period") -> pd.Timedelta:
             f"Argument `{name}` must be a fixed pandas frequency such as '30min' or '1h'. Got {period!r}.") from None
     if step <= pd.Timedelta(0): raise ValueError(f"Argument `{name}` must be a positive step. Got {period!r}.")
     return step
+
+def steps_per_day(step: pd.Timedelta) -> int:
+    "Rows per day at `step` (1 if a step is a day or longer): the daily season in rows."
+    return max(1, int(pd.Timedelta("1D") // step))
 
 # %% ../../nbs/10_core.config.ipynb #a5bc4205
 CALENDAR_FEATURES = ("hour", "dayofweek", "weekend", "month", "dayofyear", "day_night", "us_holiday")

@@ -14,11 +14,12 @@ import numpy as np
 import pandas as pd
 from astral import Observer
 from astral.sun import elevation, sun
+from fastcore.basics import patch
 from pandas.tseries.holiday import USFederalHolidayCalendar
 from sklearn import config_context
 from sklearn.base import clone
 
-from .config import DataPipelineConfig
+from .config import DataPipelineConfig, steps_per_day
 from .errors import InvalidInputError, NotFittedError
 
 # %% auto #0
@@ -58,8 +59,8 @@ def _check_steps(t: pd.Series, step: pd.Timedelta, name: str, period: str):
                        (d != step.value, f"irregular steps against `period`={period!r}")):
         if cond.any():
             i = int(np.flatnonzero(cond)[0]) + 1
-            raise InvalidInputError(f"Column `{name}` has {what}: row {i - 1} is {t.iloc[i - 1]} and row {i} is {t.iloc[i]} "
-                                    f"({int(cond.sum())} such step(s)).")
+            raise InvalidInputError(f"Column `{name}` has {what}: row {i - 1} is {t.iloc[i - 1]} and row {i} is "
+                                    f"{t.iloc[i]} ({int(cond.sum())} such step(s)).")
 
 # %% ../../nbs/11_core.features.ipynb #7c1a6377
 def _numeric(df: pd.DataFrame, col: str) -> np.ndarray:
@@ -142,9 +143,10 @@ def calendar_features(times: pd.DatetimeIndex, # the rows' timestamps
                       config: DataPipelineConfig, # names the features, the place and the time zone
                      ) -> np.ndarray:
     "The `config.calendar_features` of `times`, one float column each, in the order named."
-    local = times
-    if config.timezone is not None:
-        local = times.tz_localize(config.timezone, ambiguous="NaT", nonexistent="shift_forward") if times.tz is None else times.tz_convert(config.timezone)
+    local, tz = times, config.timezone
+    if tz is not None:
+        local = times.tz_convert(tz) if times.tz is not None else times.tz_localize(tz, ambiguous="NaT",
+                                                                                    nonexistent="shift_forward")
         if local.isna().any():
             local = times.tz_localize("UTC").tz_convert(config.timezone)  # ambiguous local times: read as UTC
     cols = []
@@ -190,7 +192,7 @@ class SeriesData:
     @property
     def steps_per_day(self) -> int:
         "Rows per day (1 if a step is a day or longer)."
-        return max(1, int(pd.Timedelta("1D") // self.step))
+        return steps_per_day(self.step)
 
     def complete_origins(self, origins: np.ndarray, lookback: int) -> np.ndarray:
         "Mask of `origins` whose lookback window has every target value."
@@ -219,7 +221,8 @@ class SeriesPipeline:
             raise NotFittedError("This SeriesPipeline is not fitted yet: call `fit` first.")
 
 # %% ../../nbs/11_core.features.ipynb #e2236e79
-def _transform(self, df: pd.DataFrame) -> SeriesData:
+@patch
+def transform(self: SeriesPipeline, df: pd.DataFrame) -> SeriesData:
     "`df` (validated) as `SeriesData` in model units."
     self._check_fitted(); c = self.config
     y = np.column_stack([df[t].to_numpy("float64") if t in df else np.full(len(df), np.nan) for t in c.targets])
@@ -232,15 +235,14 @@ def _transform(self, df: pd.DataFrame) -> SeriesData:
     return SeriesData(times, np.asarray(y, "float64"), np.asarray(x, "float64"), calendar_features(times, c), c.step,
                       list(c.exogenous_features), list(c.calendar_features))
 
-def _inverse_target(self, a: np.ndarray) -> np.ndarray:
+@patch
+def inverse_target(self: SeriesPipeline, a: np.ndarray) -> np.ndarray:
     "Model outputs `(..., n_targets)` back in the target's units."
     self._check_fitted()
     if self.target_scaler_ is None: return a
     shape = a.shape
     with config_context(assume_finite=True):
         return self.target_scaler_.inverse_transform(a.reshape(-1, shape[-1])).reshape(shape)
-
-SeriesPipeline.transform, SeriesPipeline.inverse_target = _transform, _inverse_target
 
 # %% ../../nbs/11_core.features.ipynb #6ed38751
 def extend_covariates(df: pd.DataFrame, # validated frame
@@ -250,13 +252,14 @@ def extend_covariates(df: pd.DataFrame, # validated frame
     "`df` with `n` more rows: next timestamps, empty target, covariates from one day earlier."
     if n <= 0: return df
     step, dcol, m = config.step, config.date_column, len(df)
-    lag = max(1, int(pd.Timedelta("1D") // step))
+    lag = steps_per_day(step)
     src = np.arange(m + n)  # the row each new row copies its covariates from (a new row may copy an earlier new row)
     for i in range(m, m + n): src[i] = src[i - lag] if i - lag >= 0 else m - 1
     cols = {}
     for c in df.columns:
         if c == dcol:
-            times = pd.DatetimeIndex(df[c]); cols[c] = times.append(pd.date_range(times[-1] + step, periods=n, freq=step))
+            times = pd.DatetimeIndex(df[c])
+            cols[c] = times.append(pd.date_range(times[-1] + step, periods=n, freq=step))
             continue
         v = df[c].to_numpy()
         if c in config.exogenous_features: cols[c] = v[src]

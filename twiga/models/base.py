@@ -10,8 +10,9 @@ from typing import ClassVar
 
 import numpy as np
 import pandas as pd
+from fastcore.basics import patch
 
-from ..core.config import TwigaConfig
+from ..core.config import TwigaConfig, steps_per_day
 from ..core.errors import ConfigError, InvalidInputError, NotFittedError
 from ..core.features import SeriesData
 
@@ -29,7 +30,7 @@ class WindowSpec:
     @property
     def steps_per_day(self) -> int:
         "Rows per day (1 if a step is a day or longer)."
-        return max(1, int(pd.Timedelta("1D") // self.step))
+        return steps_per_day(self.step)
 
 def target_rows(origins: np.ndarray, horizon: int) -> np.ndarray:
     "Row index of each forecast point: `(len(origins), horizon)`, row `o + h` for step `h + 1`."
@@ -61,28 +62,31 @@ class ForecastModel:
     def __repr__(self): return f"{type(self).__name__}({self.config!r})"
 
 # %% ../../nbs/13_models.ipynb #3dfca8a5
-def _fit(self, series: SeriesData, # training series (scaled)
-         val: SeriesData | None = None, # validation series (with its lookback history), for early stopping
-        ) -> ForecastModel:
+@patch
+def fit(self: ForecastModel,
+        series: SeriesData, # training series (scaled)
+        val: SeriesData | None = None, # validation series (with its lookback history), for early stopping
+       ) -> ForecastModel:
     "Fit on `series` (dropping earlier fitted state) and return `self`."
     for k in [k for k in vars(self) if k.endswith("_") and not k.startswith("__")]: delattr(self, k)
     self._fit(series, val)
     self.fitted_ = True
     return self
 
-def _predict(self, series: SeriesData, # series holding each window's history and horizon covariates
-             origins, # first forecast row of each window
-            ) -> np.ndarray:
+@patch
+def predict(self: ForecastModel,
+            series: SeriesData, # series holding each window's history and horizon covariates
+            origins, # first forecast row of each window
+           ) -> np.ndarray:
     "Forecasts `(len(origins), horizon, n_targets)` in model units."
     if not self.is_fitted: raise NotFittedError(f"This {type(self).__name__} is not fitted yet: call `fit` first.")
     o = np.asarray(origins, dtype=np.int64).ravel()
-    if len(o) and (o.min() < self.window.lookback or o.max() + self.window.horizon > len(series)):
-        raise InvalidInputError(f"Argument `origins` must lie in [{self.window.lookback}, {len(series) - self.window.horizon}] "
-                                f"(lookback {self.window.lookback}, horizon {self.window.horizon}, {len(series)} rows). Got {o.min()}..{o.max()}.")
-    if len(o) == 0: return np.empty((0, self.window.horizon, series.y.shape[1]))
+    lookback, horizon = self.window.lookback, self.window.horizon
+    if len(o) and (o.min() < lookback or o.max() + horizon > len(series)):
+        raise InvalidInputError(f"Argument `origins` must lie in [{lookback}, {len(series) - horizon}] (lookback "
+                                f"{lookback}, horizon {horizon}, {len(series)} rows). Got {o.min()}..{o.max()}.")
+    if len(o) == 0: return np.empty((0, horizon, series.y.shape[1]))
     return self._predict(series, o)
-
-ForecastModel.fit, ForecastModel.predict = _fit, _predict
 
 # %% ../../nbs/13_models.ipynb #a0b73195
 MODEL_REGISTRY: dict[type[ModelConfig], type[ForecastModel]] = {}
