@@ -1,17 +1,17 @@
 """Forecasting core on the bundled ERCOT data (issue 3): accuracy on 2019, fit time, one-window predict latency.
 
-Run: `cd /work/main && .venv/bin/python -m bench core`. Settings were chosen on a selection split (train 2015-07..2017-09,
-validation 2017-10..2017-12, scored on 2018), never on 2019. Our weather is a reanalysis (perfect weather), so
+Run: `./dev bench core`. Settings were chosen on a selection split (train 2015-07..2017-09, validation
+2017-10..2017-12, scored on 2018), never on 2019. Our weather is a reanalysis (perfect weather), so
 beating ERCOT's day-ahead forecast means beating the operator *with perfect weather*, not in real operation.
 Timings are medians of `RUNS` runs, wall clock and process CPU time (the machine may be shared: see `load_avg`).
 """
 import os
 import statistics
-import time
 
 import pandas as pd
 from sklearn.preprocessing import RobustScaler, StandardScaler
 
+from bench._timing import median_time, timings
 from twiga import TwigaForecaster
 from twiga.core.config import DataPipelineConfig
 from twiga.datasets import ERCOT_LATITUDE, ERCOT_LONGITUDE, load_ercot
@@ -28,12 +28,7 @@ def _utc(s): return pd.Timestamp(s, tz="UTC")
 
 def _timed_fit(make, train, val):
     "Fit `RUNS` fresh forecasters; the last one, and median wall and CPU seconds."
-    wall, cpu = [], []
-    for _ in range(RUNS):
-        fc = make()
-        t0, c0 = time.perf_counter(), time.process_time()
-        fc.fit(train, val)
-        wall.append(time.perf_counter() - t0); cpu.append(time.process_time() - c0)
+    wall, cpu, fc = timings(lambda fc: fc.fit(train, val), RUNS, setup=lambda _: make())
     return fc, round(statistics.median(wall), 2), round(statistics.median(cpu), 2)
 
 
@@ -54,10 +49,7 @@ def _scores(fc, test, ercot, model):
 def _latency_ms(fc, frame, n=200):
     "Median milliseconds of `fc.predict(frame)` (one window) and of the model call alone."
     fc.predict(frame)
-    times = []
-    for _ in range(n):
-        t0 = time.perf_counter(); fc.predict(frame); times.append(time.perf_counter() - t0)
-    return round(1000 * statistics.median(times), 3)
+    return round(1000 * median_time(lambda _: fc.predict(frame), n)[0], 3)
 
 
 def hourly():
@@ -65,7 +57,7 @@ def hourly():
     d = load_ercot()
     t = d["timestamp"]
     train, val = d[t < _utc("2018-10-01")], d[(t >= _utc("2018-10-01")) & (t < _utc("2019-01-01"))]
-    test = d[t >= _utc("2019-01-01") - pd.Timedelta("168h")]  # a week of history, so the first window forecasts 2019-01-01 00:00
+    test = d[t >= _utc("2019-01-01") - pd.Timedelta("168h")]  # a week of history: the first forecast is 2019-01-01
     cfg = DataPipelineConfig(
         target_feature="demand_mwh", period="1h", latitude=ERCOT_LATITUDE, longitude=ERCOT_LONGITUDE,
         calendar_features=["hour", "dayofweek", "dayofyear", "us_holiday", "day_night"], timezone="America/Chicago",

@@ -4,20 +4,15 @@ Times `ForecastMonitor.run_data_drift` with the HTML report and summary-only (pl
 baseline in the same process, Evidently's own data drift preset run directly and saved as HTML (what the public
 library does). Medians of several runs after one warm-up call; the warm-up (which imports Evidently) is reported too.
 """
-import statistics
 import tempfile
 import time
+
+from bench._timing import median_time
 
 N_ROWS, FEATURES = 17_500, ["temperature_c", "ghi_wm2"]
 
 
-def _median(fn, n):
-    times = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+def _median(fn, n): return median_time(lambda _: fn(), n)[0]
 
 
 def _evidently_direct(reference, current, path):

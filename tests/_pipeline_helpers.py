@@ -17,7 +17,8 @@ def prefect_env() -> None:
     os.environ.setdefault("DO_NOT_TRACK", "true")
 
 
-def write_slices(directory: Path, reference=("2019-01-01", "2019-05-01"), current=("2019-05-01", "2019-08-01")) -> dict[str, Path]:
+def write_slices(directory: Path, reference=("2019-01-01", "2019-05-01"),
+                 current=("2019-05-01", "2019-08-01")) -> dict[str, Path]:
     "Reference and current slices of the bundled hourly data as parquet files; returns their paths."
     from twiga.datasets import load_ercot
     directory.mkdir(parents=True, exist_ok=True)
@@ -27,7 +28,8 @@ def write_slices(directory: Path, reference=("2019-01-01", "2019-05-01"), curren
     return paths
 
 
-def make_forecaster(checkpoint_dir, models=("lightgbm", "seasonal_naive"), n_estimators=60, exogenous=("temperature_c", "ghi_wm2")):
+def make_forecaster(checkpoint_dir, models=("lightgbm", "seasonal_naive"), n_estimators=60,
+                    exogenous=("temperature_c", "ghi_wm2")):
     "An unfitted hourly forecaster (horizon 24, lookback 168) whose checkpoints go to `checkpoint_dir`."
     from sklearn.preprocessing import RobustScaler, StandardScaler
 

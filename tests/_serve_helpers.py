@@ -1,5 +1,6 @@
 """Shared machinery of the serving tests and benchmark: small forecasters fitted on the bundled ERCOT data, and
-a real uvicorn process on 127.0.0.1 that is always stopped (by its pid) when the test ends."""
+a real uvicorn process on 127.0.0.1 that is always stopped (by its pid) when the test ends: `wait_healthy` and
+`stop_group` serve any server a test starts in its own process group."""
 from __future__ import annotations
 
 import http.client
@@ -68,6 +69,39 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def stop_group(proc: subprocess.Popen, timeout: float = 20) -> None:
+    "Stop a process started with `start_new_session=True` and its whole group (uvicorn and its workers, by pid)."
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+        except ProcessLookupError: pass
+    try: os.killpg(proc.pid, signal.SIGKILL)  # workers the leader left behind in its group
+    except ProcessLookupError: pass
+
+
+def loaded(status: int, body) -> bool:
+    "A twiga server is ready when /health answers 200 with a loaded model."
+    return status == 200 and isinstance(body, dict) and bool(body.get("loaded"))
+
+
+def wait_healthy(port: int, proc: subprocess.Popen, log: Path, timeout: float = 90.0, path: str = "/health",
+                 ready=loaded) -> None:
+    "Poll 127.0.0.1:`port``path` until `ready(status, body)`; raise with the log's tail if `proc` exits or time is up."
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server exited with {proc.returncode}:\n{log.read_text(errors='replace')[-5000:]}")
+        try:
+            if ready(*request(port, "GET", path, timeout=5)): return
+        except OSError: pass
+        time.sleep(0.05)
+    raise TimeoutError(f"the server was not ready in {timeout} s:\n{log.read_text(errors='replace')[-5000:]}")
+
+
 def request(port, method, path, body=None, headers=None, timeout=60, raw=None):
     "One HTTP request on a fresh connection; returns (status, parsed JSON or text)."
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
@@ -128,33 +162,17 @@ class Server:
         self.t0 = time.perf_counter()
         self.proc = subprocess.Popen(cmd, env=self.env, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
-        self.healthy_after = self.wait_healthy(timeout)
+        wait_healthy(self.port, self.proc, self.log_path, timeout)
+        self.healthy_after = time.perf_counter() - self.t0  # seconds from start until /health has a loaded model
         return self
-
-    def wait_healthy(self, timeout) -> float:
-        "Seconds from start until /health answers with a loaded model."
-        deadline = time.perf_counter() + timeout
-        while time.perf_counter() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"uvicorn exited with {self.proc.returncode}:\n{self.logs()}")
-            try:
-                status, body = request(self.port, "GET", "/health", timeout=5)
-                if status == 200 and body.get("loaded"): return time.perf_counter() - self.t0
-            except OSError: pass
-            time.sleep(0.05)
-        raise TimeoutError(f"uvicorn did not become healthy in {timeout} s:\n{self.logs()}")
 
     def logs(self) -> str:
         self.log.flush()
         return self.log_path.read_text(errors="replace")[-5000:]
 
     def stop(self):
-        if self.proc is None or self.proc.poll() is not None: return
-        os.killpg(self.proc.pid, signal.SIGTERM)  # the process group we started: uvicorn and its workers
-        try: self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
+        if self.proc is None: return
+        stop_group(self.proc)
         self.log.close()
 
     def __enter__(self): return self.start()

@@ -13,7 +13,7 @@ def _run(code: str) -> str:
 
 
 def test_import_twiga_is_light():
-    out = _run("import sys, twiga; print(','.join(m for m in %r if m in sys.modules))" % (HEAVY,))
+    out = _run(f"import sys, twiga; print(','.join(m for m in {HEAVY!r} if m in sys.modules))")
     assert out.strip() == "", f"`import twiga` imported heavy modules: {out.strip()}"
 
 
@@ -36,7 +36,7 @@ def test_bundled_data_ships_with_licence():
 
 
 def test_wheel_ships_data_and_job_notebook(tmp_path):
-    "A wheel built from the working tree carries the bundled data and the job notebook, and `retrain_notebook` finds it."
+    "A wheel built from the working tree carries the bundled data and the job notebook; `retrain_notebook` finds it."
     import shutil
     import zipfile
     src = tmp_path / "src"

@@ -100,7 +100,8 @@ def test_drift_promotes_a_better_challenger_and_the_server_serves_it(prefect_ser
     monkeypatch.setenv("TWIGA_SERVE_API_KEY", "s3cret")  # the flow sends it, the server requires it
     (serve_reports := env["base"] / "promote" / "serve-reports").mkdir(parents=True)
     # polling off: the server can only learn about version 2 from the flow's POST /reload
-    with Server(ckpt, serve_reports, env={"TWIGA_SERVE_API_KEY": "s3cret", "TWIGA_SERVE_RELOAD_POLL_SECONDS": "0"}) as srv:
+    env = {"TWIGA_SERVE_API_KEY": "s3cret", "TWIGA_SERVE_RELOAD_POLL_SECONDS": "0"}
+    with Server(ckpt, serve_reports, env=env) as srv:
         assert request(srv.port, "GET", "/health")[1]["version"] == 1
         assert request(srv.port, "POST", "/reload")[0] == 401  # no key, no reload
         state = retraining_flow(checkpoint_dir=ckpt, reference_data_path=str(env["reference"]),
@@ -164,7 +165,8 @@ def test_a_failing_fit_leaves_the_champion(prefect_server, env):
     assert "no_such_column" in r.error and "failed" in r.reason and "stays current" in r.reason
     assert CheckpointStore(fc.checkpoints_path).current_version() == 1
     from mlflow import MlflowClient
-    assert MlflowClient(os.environ["TWIGA_MLFLOW_TRACKING_URI"]).get_run(r.mlflow_run_id).data.tags["twiga.error"].startswith("InvalidInputError")
+    run = MlflowClient(os.environ["TWIGA_MLFLOW_TRACKING_URI"]).get_run(r.mlflow_run_id)
+    assert run.data.tags["twiga.error"].startswith("InvalidInputError")
 
 
 def test_an_unreachable_server_is_recorded_not_raised(prefect_server, env):
@@ -176,7 +178,8 @@ def test_an_unreachable_server_is_recorded_not_raised(prefect_server, env):
                             track=False, return_state=True)
     assert state.is_completed(), state
     r = state.result()
-    assert r.promoted and r.checkpoint_version == 2 and CheckpointStore(fc.checkpoints_path).current_version() == 2, r.reason
+    assert r.promoted and r.checkpoint_version == 2, r.reason
+    assert CheckpointStore(fc.checkpoints_path).current_version() == 2
     assert r.reload_status is None and r.reload_error.startswith("ConnectError") and not r.reloaded
 
 

@@ -24,7 +24,8 @@ def test_quickstart_runs_the_lifecycle(tmp_path):
     out = quickstart(tmp_path / "qs", quick=True, tracking_uri=uri, console=Console(file=buf, width=140))
     print(f"quickstart(quick=True): {time.perf_counter() - t0:.1f} s")
     text = buf.getvalue()
-    for step in ("Load the bundled ERCOT data", "Fit lightgbm and seasonal_naive", "Evaluate on the test month", "Save a checkpoint",
+    for step in ("Load the bundled ERCOT data", "Fit lightgbm and seasonal_naive", "Evaluate on the test month",
+                 "Save a checkpoint",
                  "Track the run in MLflow", "Check the test month's weather for drift"):
         assert f"✓ {step}" in text, text
     assert "twiga serve" in text and out["checkpoint_path"] in text and "mlflow ui --backend-store-uri" in text

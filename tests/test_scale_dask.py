@@ -119,7 +119,7 @@ def test_many_series_flow_on_a_dask_cluster(prefect_server, cluster, panel, monk
 
 
 def test_many_series_flow_on_a_process_pool(prefect_server, panel, tmp_path):
-    "The one-machine alternative without a cluster: Prefect's ProcessPoolTaskRunner, tracking to SQLite from each process."
+    "The one-machine alternative to a cluster: Prefect's ProcessPoolTaskRunner, tracking to SQLite from each process."
     from mlflow import MlflowClient
 
     from twiga.pipeline.many import many_series_flow

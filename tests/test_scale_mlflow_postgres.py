@@ -12,8 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
-from _mlflow_helpers import ENV, POSTGRES_INSTALL, Postgres, postgres_bindir, start_mlflow_server, stop_group
+from _mlflow_helpers import ENV, POSTGRES_INSTALL, Postgres, postgres_bindir, start_mlflow_server
 from _pipeline_helpers import make_forecaster
+from _serve_helpers import stop_group
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.timeout(600)
@@ -70,7 +71,8 @@ def test_tracker_registers_and_moves_the_champion_alias(tracking_env):
     from twiga.tracking import TwigaTracker
 
     df = load_ercot("2019-01-01", "2019-03-01")
-    train, test = df[df.timestamp < "2019-02-15"].reset_index(drop=True), df[df.timestamp >= "2019-02-01"].reset_index(drop=True)
+    train = df[df.timestamp < "2019-02-15"].reset_index(drop=True)
+    test = df[df.timestamp >= "2019-02-01"].reset_index(drop=True)
     fc = make_forecaster(
         tracking_env["dir"] / "unused", models=("lightgbm", "seasonal_naive"), n_estimators=20).fit(train)
     preds, met = fc.evaluate_point_forecast(test)
@@ -98,10 +100,10 @@ def test_tracker_registers_and_moves_the_champion_alias(tracking_env):
 
     # what the client read through the server is what PostgreSQL holds
     pg = tracking_env["pg"]
-    assert pg.query("SELECT alias, version FROM registered_model_aliases WHERE name = 'pg-feeder'") == [
-        ("champion", versions[1])]
-    assert sorted(
-        pg.query("SELECT version, run_id FROM model_versions WHERE name = 'pg-feeder'")) == list(zip(versions, runs))
+    aliases = pg.query("SELECT alias, version FROM registered_model_aliases WHERE name = 'pg-feeder'")
+    assert aliases == [("champion", versions[1])]
+    registered = sorted(pg.query("SELECT version, run_id FROM model_versions WHERE name = 'pg-feeder'"))
+    assert registered == list(zip(versions, runs, strict=True))
     assert {r for (r,) in pg.query("SELECT run_uuid FROM runs WHERE status = 'FINISHED'")} >= set(runs)
     # artefacts went through the server into its local artefact root
     assert any(p.name == "forecaster.pkl" for p in (tracking_env["dir"] / "artifacts").rglob("*"))
@@ -125,9 +127,11 @@ with TwigaTracker(run_name=f"writer-{worker}", tags={"worker": worker}) as track
     tracker.log_params({"worker": worker, "model": {"num_leaves": 8 * (worker + 1), "learning_rate": 0.05}})
     for step in range(25):
         tracker.log_metrics({"loss": 1.0 / (step + 1) + worker, "rows": len(df)}, step=step)
-    digest = tracker.log_dataset(df, name=f"slice-{worker}", source="twiga/data/ercot_2015_2019.parquet", targets="demand_mwh")
+    digest = tracker.log_dataset(df, name=f"slice-{worker}", source="twiga/data/ercot_2015_2019.parquet",
+                                 targets="demand_mwh")
     tracker.set_tags({"done": "yes"})
-print(json.dumps({"worker": worker, "run_id": tracker.run_id, "digest": digest, "rows": len(df), "start": t0, "end": time.time()}))
+print(json.dumps({"worker": worker, "run_id": tracker.run_id, "digest": digest, "rows": len(df), "start": t0,
+                  "end": time.time()}))
 """
 
 

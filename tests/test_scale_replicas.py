@@ -20,8 +20,10 @@ N_REPLICAS, CONVERGE_S = 3, 10.0
 class Load:
     "One client thread per replica posting /predict in a loop (bounded in count and time), recording every answer."
     def __init__(self, servers, body: bytes, pause=0.05, max_requests=3000, max_seconds=240):
-        self.servers, self.body, self.pause, self.max_requests, self.max_seconds = servers, body, pause, max_requests, max_seconds
-        self.stop, self.lock, self.results = threading.Event(), threading.Lock(), []  # (replica, time sent, status, version, forecasts)
+        self.servers, self.body, self.pause = servers, body, pause
+        self.max_requests, self.max_seconds = max_requests, max_seconds
+        self.stop, self.lock = threading.Event(), threading.Lock()
+        self.results = []  # (replica, time sent, status, version, forecasts)
         self.threads = [threading.Thread(target=self._loop, args=(i,), daemon=True) for i in range(len(servers))]
 
     def _loop(self, i):
