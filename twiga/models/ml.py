@@ -10,6 +10,7 @@ from typing import Literal
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+from fastcore.basics import patch
 from pydantic import Field
 
 from ..core.errors import InvalidInputError
@@ -22,7 +23,7 @@ __all__ = ['LIGHTGBMConfig', 'lgbm_features', 'anchor_design', 'fit_anchor', 'an
 # %% ../../nbs/15_models.ml.ipynb #9b279a06
 class LIGHTGBMConfig(ModelConfig):
     "Config of the LightGBM model: the linear anchor, the boosting parameters and the sampling of training samples."
-    n_estimators: int = Field(400, gt=0)  # boosting rounds at most (early stopping on the validation frame may end sooner)
+    n_estimators: int = Field(400, gt=0)  # boosting rounds at most (early stopping on validation may end sooner)
     learning_rate: float = Field(0.05, gt=0, le=1)  # shrinkage
     num_leaves: int = Field(31, gt=1)  # leaves per tree
     min_child_samples: int = Field(200, gt=0)  # fewest samples in a leaf
@@ -30,16 +31,16 @@ class LIGHTGBMConfig(ModelConfig):
     colsample_bytree: float = Field(0.8, gt=0, le=1)  # share of features drawn for each tree
     reg_lambda: float = Field(1.0, ge=0)  # L2 penalty on leaf values
     objective: Literal["l1", "l2", "huber"] = "l1"  # loss of the booster (l1: the median, scored by MAE)
-    early_stopping_rounds: int = Field(50, gt=0)  # stop when the validation error has not improved for this many rounds
+    early_stopping_rounds: int = Field(50, gt=0)  # stop after this many rounds without a better validation error
     max_train_rows: int = Field(100_000, gt=0)  # (origin, step) samples the booster sees, drawn at random from all
     max_anchor_rows: int = Field(2_000_000, gt=0)  # samples the linear anchor is fitted on (origins thinned to fit)
-    origin_stride: int | None = Field(None, gt=0)  # steps between training origins; default every step (up to `max_anchor_rows`)
+    origin_stride: int | None = Field(None, gt=0)  # steps between training origins; default 1 (to `max_anchor_rows`)
     day_lags: int = Field(2, ge=0)  # same-time-of-day lags of the target (latest available days)
     week_lag: bool = True  # add the same time one week earlier, when the lookback holds a week
-    level_days: int = Field(7, gt=0)  # targets are taken relative to the mean of this many days before the origin (at most the lookback)
-    linear_anchor: bool = True  # boost on top of a linear anchor (see below); False: boost on the level-relative target
+    level_days: int = Field(7, gt=0)  # targets relative to the mean of this many days before the origin (<= lookback)
+    linear_anchor: bool = True  # boost on top of a linear anchor (see below); False: on the level-relative target
     anchor_by_hour: bool = True  # one anchor per step and hour of the target time (needs the `hour` calendar feature)
-    anchor_quantiles: list[float] = [0.1, 0.3, 0.5, 0.7, 0.9]  # knots of the anchor's hinge basis, as quantiles of each covariate
+    anchor_quantiles: list[float] = [0.1, 0.3, 0.5, 0.7, 0.9]  # knots of the anchor's hinges: covariate quantiles
     anchor_ridge: float = Field(1e-3, ge=0)  # ridge penalty of the anchor's least squares (per sample)
     n_jobs: int = Field(1, ge=0)  # LightGBM threads (0: all cores); 1 keeps timing predictable next to other work
     seed: int = 42  # random seed
@@ -94,16 +95,19 @@ def lgbm_features(series: SeriesData, # the series, in model units
     cols += [rowx[T, i] for i in range(rowx.shape[1])]; names += rownames
     if series.exog.shape[1]:  # the day around the target time, within the window's horizon (never past it)
         cm = _centred_mean(series.exog, T, origins + H - 1, series.steps_per_day // 2)
-        cols += [cm[:, :, i] for i in range(cm.shape[2])]; names += [f"{n}_mean_1d_centred" for n in series.exog_names]
+        cols += [cm[:, :, i] for i in range(cm.shape[2])]
+        names += [f"{n}_mean_1d_centred" for n in series.exog_names]
     if "lag_day1" in lags:
         ix = [rownames.index(n) for n in series.exog_names] + [rownames.index(f"{n}_mean_1d")
                                                                for n in series.exog_names]
-        cols += [rowx[T - lags["lag_day1"][None, :], i] for i in ix]; names += [f"{rownames[i]}_lag_day1" for i in ix]
+        cols += [rowx[T - lags["lag_day1"][None, :], i] for i in ix]
+        names += [f"{rownames[i]}_lag_day1" for i in ix]
     cols += [y[T - lag[None, :]] - level[:, None] for lag in lags.values()]; names += list(lags)
     cols.append(np.broadcast_to((y[origins - 1] - level)[:, None], T.shape)); names.append("last_value")
     cx = np.vstack([np.zeros((1, series.exog.shape[1])), np.cumsum(series.exog, axis=0)])
     hist = (cx[origins] - cx[origins - d]) / d  # covariates' mean over the level's period
-    cols += [np.broadcast_to(hist[:, i:i + 1], T.shape) for i in range(hist.shape[1])]; names += [f"{n}_mean_level" for n in series.exog_names]
+    cols += [np.broadcast_to(hist[:, i:i + 1], T.shape) for i in range(hist.shape[1])]
+    names += [f"{n}_mean_level" for n in series.exog_names]
     X = np.stack([np.asarray(a, dtype=np.float32).ravel() for a in cols], axis=1)
     return X, level, names
 
@@ -181,46 +185,53 @@ class LightGBMModel(ForecastModel):
         "Boosting matrix (features + anchor) and residual target over the anchor, at most `max_rows` samples."
         X, A, t, names = self._samples(series, origins, j)
         keep = ~np.isnan(t); X, A, t = X[keep], A[keep], t[keep]
-        group, n_groups = anchor_groups(X, names, self.window.horizon, self.config.anchor_by_hour)
+        c = self.config
+        group, n_groups = anchor_groups(X, names, self.window.horizon, c.anchor_by_hour)
         if fit_anchor_too:
-            self.anchors_.append(fit_anchor(
-                A, t, group, n_groups, self.config.anchor_ridge) if self.config.linear_anchor else None)
+            self.anchors_.append(fit_anchor(A, t, group, n_groups, c.anchor_ridge) if c.linear_anchor else None)
         base = apply_anchor(self.anchors_[j], A, group)
-        rows = np.sort(np.random.default_rng(self.config.seed).choice(len(t), max_rows, replace=False)) if len(t) > max_rows else slice(None)
+        rng = np.random.default_rng(c.seed)
+        rows = np.sort(rng.choice(len(t), max_rows, replace=False)) if len(t) > max_rows else slice(None)
         Xb = np.empty((len(t) if isinstance(rows, slice) else len(rows), X.shape[1] + 1), dtype=np.float32)
         Xb[:, :-1], Xb[:, -1] = X[rows], base[rows]
         return Xb, (t - base)[rows], names + ["anchor"]
 
-    def _fit(self, series: SeriesData, val: SeriesData | None):
-        c, w = self.config, self.window
-        origins = _sample_origins(series, w, c.max_anchor_rows, c.origin_stride, c.seed)
-        if len(origins) == 0:
-            raise InvalidInputError(f"Argument `train_df` has no window of {w.lookback} + {w.horizon} rows without a "
-                                    "missing target: nothing to learn from.")
-        vo = _sample_origins(val, w, c.max_train_rows // 4, None, c.seed) if val is not None else np.empty(0, np.int64)
-        qs = list(c.anchor_quantiles)
-        q = np.quantile(series.exog, qs, axis=0) if series.exog.shape[1] and qs else np.zeros((
-            len(qs), series.exog.shape[1]))
-        self.knots_ = {n: [(qq, float(q[k, i])) for k, qq in enumerate(qs)] for i, n in enumerate(series.exog_names)}
-        self.boosters_, self.best_iterations_, self.anchors_ = [], [], []
-        for j in range(series.y.shape[1]):
-            X, t, names = self._boosting_data(series, origins, j, c.max_train_rows, fit_anchor_too=True)
-            dtrain = lgb.Dataset(X, t, feature_name=names, free_raw_data=True)
-            kw = {}
-            if len(vo):
-                Xv, tv, _ = self._boosting_data(val, vo, j, c.max_train_rows // 4)
-                kw = dict(valid_sets=[lgb.Dataset(Xv, tv, reference=dtrain)],
-                          callbacks=[lgb.early_stopping(c.early_stopping_rounds, verbose=False)])
-            b = lgb.train(_lgbm_params(c), dtrain, num_boost_round=c.n_estimators, **kw)
-            self.boosters_.append(b); self.best_iterations_.append(b.best_iteration or c.n_estimators)
-        self.feature_names_, self.n_train_samples_, self.n_train_origins_ = names, len(t), len(origins)
+# %% ../../nbs/15_models.ml.ipynb #a84d8690
+@patch
+def _fit(self: LightGBMModel, series: SeriesData, val: SeriesData | None):
+    "Fit the hinge knots, then per target the anchor and the booster."
+    c, w = self.config, self.window
+    origins = _sample_origins(series, w, c.max_anchor_rows, c.origin_stride, c.seed)
+    if len(origins) == 0:
+        raise InvalidInputError(f"Argument `train_df` has no window of {w.lookback} + {w.horizon} rows without a "
+                                "missing target: nothing to learn from.")
+    vo = _sample_origins(val, w, c.max_train_rows // 4, None, c.seed) if val is not None else np.empty(0, np.int64)
+    qs, n_exog = list(c.anchor_quantiles), series.exog.shape[1]
+    q = np.quantile(series.exog, qs, axis=0) if n_exog and qs else np.zeros((len(qs), n_exog))
+    self.knots_ = {n: [(qq, float(q[k, i])) for k, qq in enumerate(qs)] for i, n in enumerate(series.exog_names)}
+    self.boosters_, self.best_iterations_, self.anchors_ = [], [], []
+    for j in range(series.y.shape[1]):
+        X, t, names = self._boosting_data(series, origins, j, c.max_train_rows, fit_anchor_too=True)
+        dtrain = lgb.Dataset(X, t, feature_name=names, free_raw_data=True)
+        kw = {}
+        if len(vo):
+            Xv, tv, _ = self._boosting_data(val, vo, j, c.max_train_rows // 4)
+            kw = dict(valid_sets=[lgb.Dataset(Xv, tv, reference=dtrain)],
+                      callbacks=[lgb.early_stopping(c.early_stopping_rounds, verbose=False)])
+        b = lgb.train(_lgbm_params(c), dtrain, num_boost_round=c.n_estimators, **kw)
+        self.boosters_.append(b); self.best_iterations_.append(b.best_iteration or c.n_estimators)
+    self.feature_names_, self.n_train_samples_, self.n_train_origins_ = names, len(t), len(origins)
 
-    def _predict(self, series: SeriesData, origins: np.ndarray) -> np.ndarray:
-        out = np.empty((len(origins), self.window.horizon, len(self.boosters_)))
-        threads = {"num_threads": self.config.n_jobs} if self.config.n_jobs else {}  # else LightGBM spins up all cores for a few rows
-        for j, (b, it) in enumerate(zip(self.boosters_, self.best_iterations_)):
-            X, level, names = lgbm_features(series, origins, self.window, self.config, j)
-            group, _ = anchor_groups(X, names, self.window.horizon, self.config.anchor_by_hour)
-            base = apply_anchor(self.anchors_[j], anchor_design(X, names, self.knots_), group)
-            out[:, :, j] = (b.predict(np.column_stack([X, base]), num_iteration=it, **threads) + base).reshape(len(origins), -1) + level[:, None]
-        return out
+# %% ../../nbs/15_models.ml.ipynb #6317196f
+@patch
+def _predict(self: LightGBMModel, series: SeriesData, origins: np.ndarray) -> np.ndarray:
+    "Forecasts `(len(origins), horizon, n_targets)` in model units: level + anchor + booster."
+    out = np.empty((len(origins), self.window.horizon, len(self.boosters_)))
+    threads = {"num_threads": self.config.n_jobs} if self.config.n_jobs else {}
+    for j, (b, it) in enumerate(zip(self.boosters_, self.best_iterations_, strict=True)):
+        X, level, names = lgbm_features(series, origins, self.window, self.config, j)
+        group, _ = anchor_groups(X, names, self.window.horizon, self.config.anchor_by_hour)
+        base = apply_anchor(self.anchors_[j], anchor_design(X, names, self.knots_), group)
+        boost = b.predict(np.column_stack([X, base]), num_iteration=it, **threads)
+        out[:, :, j] = (boost + base).reshape(len(origins), -1) + level[:, None]
+    return out

@@ -49,8 +49,8 @@ def _period(df: pd.DataFrame, col: str) -> tuple[str, str] | None:
 
 # %% ../../nbs/42_pipeline.flows.ipynb #aea50b4d
 @flow(name="training_flow", persist_result=False)
-def training_flow(forecaster=None, # a TwigaForecaster, fitted in place; None: a fresh copy of the checkpoint store's current one
-                  data_path: str | None = None, # parquet or CSV file with the date, target and covariate columns (required)
+def training_flow(forecaster=None, # a TwigaForecaster, fitted in place; None: a copy of the store's current one
+                  data_path: str | None = None, # parquet or CSV file: date, target and covariate columns (required)
                   date_col: str = "timestamp", # the timestamp column
                   train_end: str | None = None, # last training timestamp (inclusive; a date covers its whole day)
                   test_start: str | None = None, # first test timestamp
@@ -97,7 +97,8 @@ def split_holdout(current: pd.DataFrame, # current data, sorted by time
     if n > len(current):
         raise InvalidInputError(f"The current data has {len(current)} rows: too few for a holdout of one forecast "
                                 f"horizon ({horizon} rows).")
-    return current.iloc[:len(current) - n].reset_index(drop=True), current.iloc[len(current) - n:].reset_index(drop=True)
+    cut = len(current) - n
+    return current.iloc[:cut].reset_index(drop=True), current.iloc[cut:].reset_index(drop=True)
 
 def challenger_training_data(reference: pd.DataFrame, # reference rows
                              earlier: pd.DataFrame, # current rows before the holdout
@@ -108,8 +109,9 @@ def challenger_training_data(reference: pd.DataFrame, # reference rows
     if len(earlier) == 0: return reference
     ref = reference[reference[dcol] < earlier[dcol].iloc[0]]
     if len(ref) and ref[dcol].iloc[-1] + step != earlier[dcol].iloc[0]:
-        run_logger().warning("The reference data ends at %s and the current data starts at %s: the gap leaves the reference out "
-                             "of the challenger's training data.", ref[dcol].iloc[-1], earlier[dcol].iloc[0])
+        run_logger().warning("The reference data ends at %s and the current data starts at %s: the gap leaves the "
+                             "reference out of the challenger's training data.",
+                             ref[dcol].iloc[-1], earlier[dcol].iloc[0])
         return earlier
     return pd.concat([ref, earlier], ignore_index=True)
 
@@ -147,12 +149,14 @@ def _check_args(reference_data_path, current_data_path, metric_key, drift_thresh
     if min_improvement < 0:
         raise InvalidInputError(f"Argument `min_improvement` must be >= 0. Got {min_improvement!r}.")
 
-def _triggers(drift: DriftSummary, champion_score: float, drift_threshold, performance_threshold, metric_key, minimize, force) -> list[str]:
+def _triggers(drift: DriftSummary, champion_score: float, drift_threshold, performance_threshold, metric_key, minimize,
+              force) -> list[str]:
     "Why a retrain is due (empty: it is not)."
     why = []
     if drift.dataset_drift_score > drift_threshold:
         why.append(f"drift share {drift.dataset_drift_score:.2f} > {drift_threshold}")
-    if performance_threshold is not None and (champion_score > performance_threshold if minimize else champion_score < performance_threshold):
+    past = lambda limit: champion_score > limit if minimize else champion_score < limit
+    if performance_threshold is not None and past(performance_threshold):
         why.append(f"champion {metric_key} {champion_score:.4g} past threshold {performance_threshold}")
     if force: why.append("forced")
     return why
@@ -198,7 +202,8 @@ def _decide(res, why, error, min_improvement, model_name, promote) -> None:
     "Fill `retrained`, scores and `reason` of `res`; call `promote()` when the challenger wins."
     champ_txt = f"champion (version {res.checkpoint_version}) stays current"
     if not why:
-        res.reason = f"No retrain: drift share {res.drift_summary.dataset_drift_score:.2f} within threshold and {res.metric_key} {res.champion_score:.4g} within threshold; {champ_txt}."
+        res.reason = (f"No retrain: drift share {res.drift_summary.dataset_drift_score:.2f} within threshold and "
+                      f"{res.metric_key} {res.champion_score:.4g} within threshold; {champ_txt}.")
         return
     if error is not None:
         res.error, res.reason = error, f"Retrain ({'; '.join(why)}) failed: {error.rstrip('.')}; {champ_txt}."
@@ -206,7 +211,8 @@ def _decide(res, why, error, min_improvement, model_name, promote) -> None:
     res.retrained, res.metrics = True, res.challenger_metrics
     res.challenger_score = holdout_score(res.challenger_metrics, res.metric_key, model_name, res.minimize)
     res.improvement = improvement(res.champion_score, res.challenger_score, res.minimize)
-    cmp = f"challenger {res.metric_key} {res.challenger_score:.4g} vs champion {res.champion_score:.4g} ({res.improvement:+.1%})"
+    cmp = (f"challenger {res.metric_key} {res.challenger_score:.4g} vs champion {res.champion_score:.4g} "
+           f"({res.improvement:+.1%})")
     if res.improvement > 0 and res.improvement >= min_improvement:
         promote()
         res.reason = f"Retrained ({'; '.join(why)}): {cmp}; promoted as version {res.checkpoint_version}."
@@ -245,7 +251,7 @@ def _tracker(experiment, run_name, tracking_uri):
 
 # %% ../../nbs/42_pipeline.flows.ipynb #d85081bf
 @flow(name="retraining_flow", persist_result=False)
-def retraining_flow(forecaster=None, # the champion: fitted; or unfitted (its configuration, loaded from the store); or None (the store's)
+def retraining_flow(forecaster=None, # the champion: fitted, or unfitted (its config, loaded from the store), or None
                     reference_data_path: str | None = None, # reference data (what the champion was trained on)
                     current_data_path: str | None = None, # recent data with observed targets
                     date_col: str = "timestamp", # the timestamp column
@@ -259,15 +265,15 @@ def retraining_flow(forecaster=None, # the champion: fitted; or unfitted (its co
                     min_improvement: float = 0.0, # relative gain the challenger needs to be promoted (0.02 = 2 %)
                     holdout_size: float = 0.25, # share of the current rows held out for the comparison
                     checkpoint_dir: str | None = None, # checkpoint store; default the forecaster's `checkpoints_path`
-                    report_dir: str | None = None, # drift reports; default `<TwigaSettings().serve_report_dir>/retraining`
+                    report_dir: str | None = None, # drift reports; default `<TWIGA_SERVE_REPORT_DIR>/retraining`
                     feature_cols: list[str] | None = None, # features tested for drift; default the exogenous features
-                    drift_method: str | None = None, # "ks", "wasserstein" or "psi"; default `TwigaSettings().drift_method`
+                    drift_method: str | None = None, # "ks", "wasserstein" or "psi"; default `TWIGA_DRIFT_METHOD`
                     model_name: str | None = None, # model whose metric decides; default each forecaster's best
-                    challenger=None, # a TwigaForecaster whose configuration is fitted as the challenger; default the champion's
+                    challenger=None, # a TwigaForecaster whose config the challenger has; default the champion's
                     force: bool = False, # retrain even without drift or degradation
                     track: bool = True, # log the run to MLflow
                     register_model: bool = True, # register a promoted model in MLflow as @champion
-                    registered_model: str | None = None, # registered model name; default `TwigaSettings().mlflow_registered_model`
+                    registered_model: str | None = None, # registered model; default `TWIGA_MLFLOW_REGISTERED_MODEL`
                     tracking_uri: str | None = None, # MLflow tracking URI; default the settings'
                     api_key: str | None = None, # `X-API-Key` for /reload; default `TwigaSettings().serve_api_key`
                    ) -> RetrainingResult:
@@ -334,8 +340,9 @@ def build_deployment(name: str = "weekly-retrain", # deployment name
     except ValueError as e:
         raise ConfigError(
             f"Argument `cron` must be a cron expression such as '0 2 * * 1'. Got {cron!r} ({e}).") from None
-    return fl.to_deployment(name=name, schedules=[schedule], parameters=params, tags=tags or ["twiga"], work_pool_name=work_pool_name,
-                            entrypoint_type=EntrypointType.MODULE_PATH, _sync=True)  # a deployment, not a coroutine, inside Jupyter too
+    return fl.to_deployment(name=name, schedules=[schedule], parameters=params, tags=tags or ["twiga"],
+                            work_pool_name=work_pool_name, entrypoint_type=EntrypointType.MODULE_PATH,
+                            _sync=True)  # a deployment, not a coroutine, inside Jupyter too
 
 def serve_deployments(*deployments) -> None:
     "Register `deployments` with the Prefect API and run their scheduled flow runs in this process (blocks)."

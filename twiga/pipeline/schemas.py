@@ -109,7 +109,7 @@ class RetrainingResult(_Result):
     checkpoint_version: int | None = None # current checkpoint version after the flow
     challenger_version: int | None = None # checkpoint version the challenger was saved as
     mlflow_run_id: str | None = None # MLflow run of this retraining
-    metrics: dict[str, dict[str, float]] = field(default_factory=dict) # challenger's metrics if retrained, else champion's
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict) # the challenger's if retrained, else champion's
     champion_metrics: dict[str, dict[str, float]] = field(default_factory=dict) # champion on the holdout
     challenger_metrics: dict[str, dict[str, float]] = field(default_factory=dict) # challenger on the same holdout
     metric_key: str = "mae" # metric compared
