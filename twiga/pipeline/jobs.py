@@ -60,6 +60,7 @@ def load_config(path: str | Path) -> dict:
         raise ConfigError(f"Config file {p.name} is not valid {p.suffix[1:].upper()}: {e}") from None
     raise ConfigError(f"Argument `config` must end in .toml or .json. Got {str(path)!r}.")
 
+# %% ../../nbs/43_pipeline.jobs.ipynb #4804fe41
 def forecaster_from_config(config: dict | str | Path, # a config dict, or the path of a .toml / .json file
                            checkpoint_dir: str | Path | None = None, # overrides `train.checkpoints_path`
                           ):
@@ -134,6 +135,7 @@ def _metrics_table(metrics: dict, title: str):
     for m, v in metrics.items(): t.add_row(m, *[f"{v[c]:,.3f}" if v.get(c) is not None else "-" for c in cols])
     return t
 
+# %% ../../nbs/43_pipeline.jobs.ipynb #0e5d0daa
 def show_result(result, console=None) -> None:
     "Print a `TrainingResult`, `RetrainingResult` or `DriftSummary` as tables."
     con = _console(console)
@@ -145,8 +147,8 @@ def show_result(result, console=None) -> None:
         return
     if isinstance(result, TrainingResult):
         con.print(_metrics_table(result.metrics, f"Test metrics ({result.n_test} rows)"))
-        con.print(f"Checkpoint: {result.checkpoint_path} (version {result.checkpoint_version})\nMLflow "
-                  f"run: {result.mlflow_run_id}")
+        con.print(f"Checkpoint: {result.checkpoint_path} (version {result.checkpoint_version})\n"
+                  f"MLflow run: {result.mlflow_run_id}")
         return
     if result.drift_summary is not None: show_result(result.drift_summary, con)
     if result.champion_metrics: con.print(_metrics_table(result.champion_metrics, "Champion on the holdout"))

@@ -64,7 +64,7 @@ def read_frame(data_path: str | Path, # a .parquet / .pq or .csv (optionally com
                 f"Column `{date_col}` of {p.name} has values that are not timestamps: {e}") from None
     return df.sort_values(date_col, kind="stable").reset_index(drop=True)
 
-# %% ../../nbs/41_pipeline.tasks.ipynb #78fbdf5c
+# %% ../../nbs/41_pipeline.tasks.ipynb #f910fec4
 _DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 def _bound(value, ts: pd.Series, name: str) -> pd.Timestamp:
@@ -77,6 +77,7 @@ def _bound(value, ts: pd.Series, name: str) -> pd.Timestamp:
     if tz is not None: return b.tz_localize(tz) if b.tzinfo is None else b.tz_convert(tz)
     return b.tz_convert("UTC").tz_localize(None) if b.tzinfo is not None else b
 
+# %% ../../nbs/41_pipeline.tasks.ipynb #78fbdf5c
 def split_train_test(df: pd.DataFrame, # data sorted by `date_col`
                      date_col: str = "timestamp", # the timestamp column
                      train_end=None, # last training timestamp (inclusive; a date covers its whole day)
@@ -316,7 +317,7 @@ def log_training(tracker, # an active TwigaTracker
     if log_model:
         tracker.log_model(forecaster, sample_input=train_df.tail(forecaster.data_params.lookback_window_size))
 
-# %% ../../nbs/41_pipeline.tasks.ipynb #5236ee35
+# %% ../../nbs/41_pipeline.tasks.ipynb #942c618a
 @task(name="track_training", **TASK_OPTIONS)
 def track_training(forecaster, # the fitted forecaster
                    train_df: pd.DataFrame, # rows it was fitted on
@@ -340,7 +341,7 @@ def track_training(forecaster, # the fitted forecaster
     run_logger().info("track_training: MLflow run %s in experiment %r", tracker.run_id, tracker.experiment)
     return tracker.run_id
 
-# %% ../../nbs/41_pipeline.tasks.ipynb #17a13636
+# %% ../../nbs/41_pipeline.tasks.ipynb #1c435cb7
 @task(name="register_champion", **TASK_OPTIONS)
 def register_champion(tracker, # an active TwigaTracker
                       forecaster, # the fitted forecaster to register
