@@ -100,8 +100,8 @@ def test_drift_promotes_a_better_challenger_and_the_server_serves_it(prefect_ser
     monkeypatch.setenv("TWIGA_SERVE_API_KEY", "s3cret")  # the flow sends it, the server requires it
     (serve_reports := env["base"] / "promote" / "serve-reports").mkdir(parents=True)
     # polling off: the server can only learn about version 2 from the flow's POST /reload
-    env = {"TWIGA_SERVE_API_KEY": "s3cret", "TWIGA_SERVE_RELOAD_POLL_SECONDS": "0"}
-    with Server(ckpt, serve_reports, env=env) as srv:
+    server_env = {"TWIGA_SERVE_API_KEY": "s3cret", "TWIGA_SERVE_RELOAD_POLL_SECONDS": "0"}
+    with Server(ckpt, serve_reports, env=server_env) as srv:
         assert request(srv.port, "GET", "/health")[1]["version"] == 1
         assert request(srv.port, "POST", "/reload")[0] == 401  # no key, no reload
         state = retraining_flow(checkpoint_dir=ckpt, reference_data_path=str(env["reference"]),
