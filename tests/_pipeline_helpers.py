@@ -3,6 +3,7 @@ and small hourly forecasters (horizon 24, lookback 168, LightGBM with few trees)
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -15,6 +16,19 @@ def prefect_env() -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("DO_NOT_TRACK", "true")
+
+
+def task_runs(flow_run_id, done, timeout: float = 30.0) -> list:
+    "The task runs of a flow run as the Prefect API records them, polled until `done(runs)` (they arrive as events)."
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+    deadline, runs = time.monotonic() + timeout, []
+    while time.monotonic() < deadline:
+        with get_client(sync_client=True) as client:
+            runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+        if done(runs): break
+        time.sleep(0.5)
+    return runs
 
 
 def write_slices(directory: Path, reference=("2019-01-01", "2019-05-01"),

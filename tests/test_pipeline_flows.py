@@ -5,11 +5,10 @@ not; a failing fit leaves the champion; an unreachable server is recorded."""
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import pytest
-from _pipeline_helpers import make_forecaster, write_slices
+from _pipeline_helpers import make_forecaster, task_runs, write_slices
 from _serve_helpers import free_port
 
 pytestmark = pytest.mark.timeout(900)
@@ -29,18 +28,11 @@ def env(tmp_path_factory):
 
 
 def task_names(flow_run_id, expected: set[str], timeout=20.0) -> set[str]:
-    "Names of the task runs of a flow run as the Prefect API records them (they arrive as events: poll, bounded)."
-    from prefect import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-    deadline, names = time.monotonic() + timeout, set()
-    while time.monotonic() < deadline:
-        with get_client(sync_client=True) as client:
-            runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
-        names = {r.task_key.rsplit("-", 1)[0] if r.task_key else r.name for r in runs} | {
-            r.name.rsplit("-", 1)[0] for r in runs}
-        if expected <= names: break
-        time.sleep(0.5)
-    return names
+    "Names of the task runs of a flow run, once they include `expected` (or the time is up)."
+    def names(runs):
+        return ({r.task_key.rsplit("-", 1)[0] if r.task_key else r.name for r in runs}
+                | {r.name.rsplit("-", 1)[0] for r in runs})
+    return names(task_runs(flow_run_id, lambda runs: expected <= names(runs), timeout))
 
 
 def champion(env, name, models=("lightgbm", "seasonal_naive"), **kw):

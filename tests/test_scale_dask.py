@@ -8,7 +8,7 @@ import os
 import time
 
 import pytest
-from _pipeline_helpers import make_forecaster
+from _pipeline_helpers import make_forecaster, task_runs
 
 pytestmark = pytest.mark.timeout(900)
 N_SERIES = 4
@@ -42,17 +42,10 @@ def panel(tmp_path_factory):
 
 
 def task_run_states(flow_run_id, n, timeout=30.0) -> dict[str, str]:
-    "Name -> state of the flow run's task runs as the Prefect API records them (they arrive as events: poll, bounded)."
-    from prefect import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-    deadline, states = time.monotonic() + timeout, {}
-    while time.monotonic() < deadline:
-        with get_client(sync_client=True) as client:
-            runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
-        states = {r.name: r.state_type.value for r in runs if r.state_type is not None}
-        if len(states) >= n and all(s == "COMPLETED" for s in states.values()): break
-        time.sleep(0.5)
-    return states
+    "Name -> state of the flow run's task runs, once `n` of them have completed (or the time is up)."
+    def states(runs): return {r.name: r.state_type.value for r in runs if r.state_type is not None}
+    def done(runs): return len(s := states(runs)) >= n and all(v == "COMPLETED" for v in s.values())
+    return states(task_runs(flow_run_id, done, timeout))
 
 
 def test_many_series_flow_on_a_dask_cluster(prefect_server, cluster, panel, monkeypatch):
