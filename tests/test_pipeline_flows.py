@@ -57,8 +57,8 @@ def test_training_flow_is_a_real_flow_run(prefect_server, env):
     result = state.result()
     assert isinstance(result, TrainingResult) and fc.is_fitted  # fitted in place, as `TwigaForecaster.fit`
     assert result.checkpoint_version == 1 and CheckpointStore(result.checkpoint_path).current_version() == 1
-    assert result.train_period == (
-        "2019-01-01 00:00:00+00:00", "2019-04-30 23:00:00+00:00") and result.n_test == 30 * 24
+    assert result.train_period == ("2019-01-01 00:00:00+00:00", "2019-04-30 23:00:00+00:00")
+    assert result.n_test == 30 * 24
     assert set(result.metrics) == {"lightgbm", "seasonal_naive", "ensemble"} and result.metrics["lightgbm"]["mae"] > 0
     names = task_names(state.state_details.flow_run_id,
                        {"load_data", "fit_forecaster", "evaluate_model", "save_checkpoint", "track_training"})

@@ -32,10 +32,10 @@ def test_quickstart_runs_the_lifecycle(tmp_path):
     assert CheckpointStore(out["checkpoint_path"]).current_version() == out["checkpoint_version"] == 1
     assert out["metrics"]["lightgbm"]["mae"] < out["metrics"]["seasonal_naive"]["mae"], out["metrics"]
     run = MlflowClient(uri).get_run(out["mlflow_run_id"])
-    assert run.info.status == "FINISHED" and run.data.metrics["lightgbm.mae"] == pytest.approx(
-        out["metrics"]["lightgbm"]["mae"])
-    assert MlflowClient(uri).search_logged_models(
-        experiment_ids=[run.info.experiment_id])[0].source_run_id == run.info.run_id
+    assert run.info.status == "FINISHED"
+    assert run.data.metrics["lightgbm.mae"] == pytest.approx(out["metrics"]["lightgbm"]["mae"])
+    (logged, *_) = MlflowClient(uri).search_logged_models(experiment_ids=[run.info.experiment_id])
+    assert logged.source_run_id == run.info.run_id
     assert out["report_path"].endswith(".html") and (tmp_path / "qs" / "reports").is_dir()
     assert (tmp_path / "qs" / "forecaster.toml").is_file() and (tmp_path / "qs" / "data" / "ercot.parquet").is_file()
 

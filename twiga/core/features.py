@@ -127,8 +127,8 @@ def day_night(times: pd.DatetimeIndex, # timestamps, naive (taken as UTC) or awa
     hours = round(longitude / 15)  # local solar day, so each day has one sunrise
     solar = dt.timezone(dt.timedelta(hours=hours))
     uniq, inv = np.unique((ns + hours * 3_600 * 10**9) // _DAY_NS, return_inverse=True)
-    rs = np.array(
-        [_sun_times(latitude, longitude, _EPOCH + dt.timedelta(days=int(d)), solar) for d in uniq]).reshape(-1, 2)
+    days = (_EPOCH + dt.timedelta(days=int(d)) for d in uniq)
+    rs = np.array([_sun_times(latitude, longitude, day, solar) for day in days]).reshape(-1, 2)
     secs = ns / 1e9
     return ((secs >= rs[inv, 0]) & (secs < rs[inv, 1])).astype("float64")
 
@@ -209,10 +209,9 @@ class SeriesPipeline:
     def fit(self, df: pd.DataFrame) -> SeriesPipeline:
         "Fit clones of the input and target scalers on a validated frame."
         c = self.config
-        self.input_scaler_ = clone(c.input_scaler).fit(
-            df[c.exogenous_features].to_numpy()) if c.input_scaler is not None and c.exogenous_features else None
-        self.target_scaler_ = clone(c.target_scaler).fit(
-            df[c.targets].to_numpy()) if c.target_scaler is not None else None
+        fit = lambda scaler, cols: clone(scaler).fit(df[cols].to_numpy()) if scaler is not None and cols else None
+        self.input_scaler_ = fit(c.input_scaler, c.exogenous_features)
+        self.target_scaler_ = fit(c.target_scaler, c.targets)
         self.fitted_ = True
         return self
 
@@ -226,8 +225,8 @@ def transform(self: SeriesPipeline, df: pd.DataFrame) -> SeriesData:
     "`df` (validated) as `SeriesData` in model units."
     self._check_fitted(); c = self.config
     y = np.column_stack([df[t].to_numpy("float64") if t in df else np.full(len(df), np.nan) for t in c.targets])
-    x = np.column_stack(
-        [df[n].to_numpy("float64") for n in c.exogenous_features]) if c.exogenous_features else np.empty((len(df), 0))
+    x = np.empty((len(df), 0))
+    if c.exogenous_features: x = np.column_stack([df[n].to_numpy("float64") for n in c.exogenous_features])
     with config_context(assume_finite=True):  # validated already; skips scikit-learn's per-call scan
         if self.target_scaler_ is not None: y = self.target_scaler_.transform(y)
         if self.input_scaler_ is not None: x = self.input_scaler_.transform(x)

@@ -298,8 +298,8 @@ def retraining_flow(forecaster=None, # the champion: fitted, or unfitted (its co
                                minimize=minimize, holdout_period=_period(holdout, date_col),
                                champion_score=holdout_score(champ_metrics, metric_key, model_name, minimize))
         why = _triggers(drift, res.champion_score, drift_threshold, performance_threshold, metric_key, minimize, force)
-        chall, res.challenger_metrics, error = _challenge(
-            champ, challenger, reference, earlier, holdout) if why else (None, {}, None)
+        chall, res.challenger_metrics, error = None, {}, None
+        if why: chall, res.challenger_metrics, error = _challenge(champ, challenger, reference, earlier, holdout)
         _decide(res, why, error, min_improvement, model_name,
                 lambda: _promote(res, chall, store_dir, holdout, tracker, register_model, registered_model,
                                  fastapi_reload_url, api_key))

@@ -155,8 +155,8 @@ def show_result(result, console=None) -> None:
     if result.challenger_metrics: con.print(_metrics_table(result.challenger_metrics, "Challenger on the same holdout"))
     con.print(f"{result.reason}\nCurrent checkpoint: {result.checkpoint_path} (version {result.checkpoint_version})")
     if result.reload_url:
-        con.print(f"Reload {result.reload_url}: " + (
-            f"HTTP {result.reload_status}" if result.reload_error is None else result.reload_error))
+        answer = f"HTTP {result.reload_status}" if result.reload_error is None else result.reload_error
+        con.print(f"Reload {result.reload_url}: {answer}")
     if result.mlflow_run_id: con.print(f"MLflow run: {result.mlflow_run_id}")
 
 # %% ../../nbs/43_pipeline.jobs.ipynb #e45a9855

@@ -383,8 +383,8 @@ def many_series_flow(data_path: str, # parquet or CSV file: a series id column, 
     log.info("many_series_flow: %d series trained, %d failed in %.1f s", len(res.results), len(res.failed),
              res.duration_s)
     if raise_on_failure and res.failed:
-        raise TwigaError(f"{len(res.failed)} of {len(ids)} series failed: " + "; ".join(
-            f"{s}: {e}" for s, e in list(res.failed.items())[:10]))
+        first = "; ".join(f"{s}: {e}" for s, e in list(res.failed.items())[:10])
+        raise TwigaError(f"{len(res.failed)} of {len(ids)} series failed: {first}")
     return res
 
 # %% ../../nbs/45_pipeline.many.ipynb #32ff64c3

@@ -134,9 +134,8 @@ def clone_forecaster(forecaster, # a TwigaForecaster, fitted or not
                      model_params=None, # other model configs for the copy; default the forecaster's own
                     ):
     "An unfitted copy of `forecaster` with the same (deep-copied) configuration."
-    return type(forecaster)(data_params=copy.deepcopy(forecaster.data_params),
-                            model_params=copy.deepcopy(list(
-        model_params if model_params is not None else forecaster.model_params)),
+    models = list(model_params if model_params is not None else forecaster.model_params)
+    return type(forecaster)(data_params=copy.deepcopy(forecaster.data_params), model_params=copy.deepcopy(models),
                             train_params=copy.deepcopy(forecaster.train_params))
 
 # %% ../../nbs/41_pipeline.tasks.ipynb #d2b7ad1a
@@ -253,8 +252,8 @@ def load_champion(forecaster=None, # a fitted forecaster (used as is), an unfitt
     "The champion: `forecaster` if fitted, else the checkpoint store's current version."
     if forecaster is not None and forecaster.is_fitted: return forecaster
     from twiga.checkpoints import CheckpointStore
-    directory = Path(checkpoint_dir or (
-        forecaster.checkpoints_path if forecaster is not None else load_settings().model_checkpoint_dir))
+    default = forecaster.checkpoints_path if forecaster is not None else load_settings().model_checkpoint_dir
+    directory = Path(checkpoint_dir or default)
     store = CheckpointStore(directory)
     if not directory.is_dir() or store.current_version() is None:
         raise NotFittedError(f"No champion: the forecaster is not fitted and the checkpoint store `{directory}` has "
