@@ -45,7 +45,7 @@ class DriftReport:
 
     def _repr_html_(self): return self.features._repr_html_()
 
-# %% ../../nbs/22g_monitoring.drift.ipynb #105ad11c
+# %% ../../nbs/22g_monitoring.drift.ipynb #06f9abeb
 @patch
 def _features(self: ForecastMonitor,
               current: pd.DataFrame, # the window to check
@@ -67,6 +67,7 @@ def _features(self: ForecastMonitor,
     check_numeric(reference, list(cols), "the reference")
     return list(cols)
 
+# %% ../../nbs/22g_monitoring.drift.ipynb #bdfc762f
 @patch
 def _samples(self: ForecastMonitor,
              reference: pd.DataFrame, # the stored reference
@@ -117,11 +118,10 @@ def _drift_html(self: ForecastMonitor,
     snapshot.save_html(str(html_path))
     return snapshot, html_path, json_path
 
-# %% ../../nbs/22g_monitoring.drift.ipynb #0a5f70b9
+# %% ../../nbs/22g_monitoring.drift.ipynb #97c4447a
 _HISTORY_KEYS = ("checked_at", "raw_drift_detected", "dataset_drift_score", "n_drifted", "total", "method",
                  "report_path")  # what the history keeps of a summary
 
-# %% ../../nbs/22g_monitoring.drift.ipynb #f261a102
 @patch
 def run_data_drift(self: ForecastMonitor,
                    current_df: pd.DataFrame, # the window to check: features (and the timestamp in seasonal mode)

@@ -119,7 +119,7 @@ def _model_inputs(forecaster, sample_input: pd.DataFrame) -> tuple[pd.DataFrame,
     date_col = getattr(forecaster.data_params, "date_column", None)
     return sample, date_col, forecast_signature(sample, forecaster.forecast(sample), date_col)
 
-# %% ../../nbs/20e_tracking.model.ipynb #b21bd983
+# %% ../../nbs/20e_tracking.model.ipynb #814df8dc
 @patch
 def log_model(self: TwigaTracker,
               forecaster, # a fitted `TwigaForecaster`
@@ -150,6 +150,7 @@ def log_model(self: TwigaTracker,
     log.info("Logged model %s (%s) in run %s", name, self._model.model_uri, run_id)
     return self._model
 
+# %% ../../nbs/20e_tracking.model.ipynb #63bcbb3b
 @patch(as_prop=True)
 def logged_model(self: TwigaTracker) -> TrackedModel | None:
     "The `TrackedModel` of the last `log_model` call, or None."

@@ -62,7 +62,7 @@ def batches(xs: list, # what to send
     "`xs` in consecutive lists of at most `n`."
     for i in range(0, len(xs), n): yield xs[i:i + n]
 
-# %% ../../nbs/20c_tracking.params.ipynb #360d73eb
+# %% ../../nbs/20c_tracking.params.ipynb #12e49c9b
 @patch
 def log_params(self: TwigaTracker,
                params: dict[str, Any], # nested values are flattened to dotted keys
@@ -87,6 +87,7 @@ def log_metrics(self: TwigaTracker,
     with mlflow_errors("log metrics", self.tracking_uri):
         for chunk in batches(ms, 1000): self.client.log_batch(run_id, metrics=chunk)
 
+# %% ../../nbs/20c_tracking.params.ipynb #45686f44
 @patch
 def set_tags(self: TwigaTracker,
              tags: dict[str, Any], # tag name -> value

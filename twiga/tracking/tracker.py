@@ -78,7 +78,7 @@ def _sqlite_artifact_location(uri: str, experiment: str) -> str | None:
     db = _sqlite_path(uri)
     return None if db is None else (db.parent / "mlartifacts" / re.sub(r"[^\w.\-]+", "-", experiment)).as_uri()
 
-# %% ../../nbs/20b_tracking.tracker.ipynb #0b0bf006
+# %% ../../nbs/20b_tracking.tracker.ipynb #014d280f
 @patch
 def _experiment_id(self: TwigaTracker) -> str:
     "Id of the tracker's experiment, created if it does not exist."
@@ -95,6 +95,7 @@ def _experiment_id(self: TwigaTracker) -> str:
                             "restore it or use another name.")
     return exp.experiment_id
 
+# %% ../../nbs/20b_tracking.tracker.ipynb #ccdd5489
 @patch
 def __enter__(self: TwigaTracker) -> TwigaTracker:
     "Probe the store, find or create the experiment, start the run."
