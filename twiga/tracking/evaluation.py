@@ -48,8 +48,8 @@ def log_dataset(self: TwigaTracker,
         self.client.log_inputs(run_id, datasets=[DatasetInput(dataset=ds._to_mlflow_entity(), tags=tags)])
     return ds.digest
 
-# %% ../../nbs/20d_tracking.evaluation.ipynb #8f01bd06
-_MODEL_COLS, _WINDOW_COLS = ("model", "Model"), ("window", "fold", "Window", "Fold")
+# %% ../../nbs/20d_tracking.evaluation.ipynb #2729016e
+_MODEL_COLS, _WINDOW_COLS = ("model",), ("window", "fold", "Window", "Fold")
 _NOT_METRICS = ("n", "target", "origin")
 
 def _window_steps(s: pd.Series) -> pd.Series:
