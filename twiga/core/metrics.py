@@ -68,6 +68,10 @@ def _model_alias(df: pd.DataFrame, key):
 # %% ../../nbs/12_core.metrics.ipynb #05248f25
 class MetricsFrame(pd.DataFrame):
     "A DataFrame of metrics whose `model` column still answers to its old name `Model`, with a `FutureWarning`."
+    def __init__(self, data=None, # what `pd.DataFrame` takes: a frame, records, a dict of columns, ...
+                 *args, **kwargs): # `pd.DataFrame`'s other arguments (`columns`, `index`, ...)
+        super().__init__(data, *args, **kwargs)
+
     @property
     def _constructor(self): return MetricsFrame
 
