@@ -69,7 +69,7 @@ def model_names(self: TwigaForecaster) -> list[str]:
     "Names of the configured (or, once fitted, the fitted) models, e.g. ['lightgbm', 'seasonal_naive']."
     return list(self.models_ if self.is_fitted else self._new_models())
 
-# %% ../../nbs/16a_forecaster.core.ipynb #8f38885d
+# %% ../../nbs/16a_forecaster.core.ipynb #4511fd04
 @patch(as_prop=True)
 def checkpoints_path(self: TwigaForecaster) -> str:
     "Directory of the checkpoint store: `train_params.checkpoints_path`, else the settings' `model_checkpoint_dir`."
@@ -83,6 +83,7 @@ def input_columns(self: TwigaForecaster) -> list[str]:
 
 @patch
 def __repr__(self: TwigaForecaster) -> str:
+    "The models, the window, and whether (and on which period) the forecaster is fitted."
     state = f"fitted on {self.train_range_[0]} .. {self.train_range_[1]}" if self.is_fitted else "not fitted"
     return (f"TwigaForecaster(models={self.model_names}, horizon={self.window.horizon}, "
             f"lookback={self.window.lookback}, {state})")
