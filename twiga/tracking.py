@@ -286,7 +286,7 @@ def _log_dataset(self: TwigaTracker,
 _attach(log_dataset=_log_dataset)
 
 # %% ../nbs/20_tracking.ipynb #26aac7dc
-_MODEL_COLS, _WINDOW_COLS, _NOT_METRICS = ("Model", "model"), ("window", "fold", "Window", "Fold"), ("n", "target", "origin")
+_MODEL_COLS, _WINDOW_COLS, _NOT_METRICS = ("model",), ("window", "fold", "Window", "Fold"), ("n", "target", "origin")
 
 def _window_steps(s: pd.Series) -> pd.Series:
     "Integer steps for window labels: the labels if they are integers, else their rank in sorted order."
@@ -301,7 +301,7 @@ def _metric_columns(metrics_df: pd.DataFrame) -> tuple[list[str], str | None, li
         raise InvalidInputError(f"Argument `metrics_df` must be a non-empty DataFrame. Got {got}.")
     model_col = next((c for c in _MODEL_COLS if c in metrics_df.columns), None)
     if model_col is None:
-        raise InvalidInputError(f"Argument `metrics_df` must have a `Model` column. Got columns {list(metrics_df.columns)}.")
+        raise InvalidInputError(f"Argument `metrics_df` must have a `model` column. Got columns {list(metrics_df.columns)}.")
     keys = [model_col] + (["target"] if "target" in metrics_df.columns and metrics_df["target"].nunique() > 1 else [])
     window_col = next((c for c in _WINDOW_COLS if c in metrics_df.columns), None)
     values = [c for c in metrics_df.columns if c not in (*keys, window_col, *_NOT_METRICS) and pd.api.types.is_numeric_dtype(metrics_df[c])]
@@ -322,7 +322,7 @@ _attach(_log_frames=_log_frames)
 
 # %% ../nbs/20_tracking.ipynb #b13cddf3
 def _log_evaluation(self: TwigaTracker,
-                    metrics_df: pd.DataFrame, # columns Model, window (or fold) and one column per metric
+                    metrics_df: pd.DataFrame, # columns model, window (or fold) and one column per metric
                     results_df: pd.DataFrame | None = None, # the predictions, kept as `evaluation/predictions.parquet`
                     prefix: str | None = None, # key prefix, e.g. "backtest"
                    ) -> dict[str, float]:
