@@ -62,6 +62,7 @@ def _windows(test, n=8):
 
 def _in_process(ckpt, report_dir, frames, bodies, fc, n=300):
     from fastapi.testclient import TestClient
+
     from twiga.serve import create_app
     direct = []
     for i in range(n):

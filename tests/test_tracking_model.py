@@ -58,7 +58,7 @@ def test_metrics_means_and_steps(tracked):
     client, run_id, mdf = tracked["client"], tracked["run_id"], tracked["metrics_df"]
     metrics = client.get_run(run_id).data.metrics
     window_col = "window" if "window" in mdf.columns else "fold"
-    for name, g in mdf.groupby("Model"):
+    for name, g in mdf.groupby("model"):
         for m in ("mae", "rmse", "smape"):
             assert metrics[f"{name}.{m}"] == pytest.approx(g[m].mean())
         history = sorted(client.get_metric_history(run_id, f"{name}.{window_col}.mae"), key=lambda x: x.step)

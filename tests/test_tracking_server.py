@@ -60,7 +60,7 @@ def test_tracker_against_real_server(mlflow_server, fitted, monkeypatch):
     assert run.data.params["data_params.input_scaler"] == "StandardScaler"
     assert run.data.params["model_params.lightgbm.n_estimators"] == "20"
     assert run.data.tags["suite"] == "server"
-    expected_mae = metrics_df.groupby("Model")["mae"].mean()
+    expected_mae = metrics_df.groupby("model")["mae"].mean()
     for name, mae in expected_mae.items():
         assert run.data.metrics[f"{name}.mae"] == pytest.approx(mae)
         assert summary[f"{name}.mae"] == pytest.approx(mae)
