@@ -75,8 +75,9 @@ def _run_writers(directory: Path, signals: Path, n_workers: int, n_saves: int, k
                 [sys.executable, "-c", WRITER, str(directory), str(w), str(n_saves), str(keep), str(signals)],
                 cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)))
         if reader:
-            procs.append(("reader", subprocess.Popen([sys.executable, "-c", READER, str(directory), str(signals)],
-                                                     cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)))
+            procs.append(("reader", subprocess.Popen(
+                [sys.executable, "-c", READER, str(directory), str(signals)],
+                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)))
         ready = [signals / f"ready-{w}" for w in range(n_workers)] + ([signals / "ready-reader"] if reader else [])
         _wait_for(ready)
         (signals / "go").touch()
@@ -127,7 +128,8 @@ def test_concurrent_saves_get_distinct_versions_and_an_intact_manifest(tmp_path)
     assert sorted(e["version"] for e in manifest["events"] if e["event"] == "save") == list(range(1, total + 1))
     assert len({e["pid"] for e in manifest["events"]}) == n_workers
     assert manifest["current_version"] == manifest["version"] == total and manifest["next_version"] == total + 1
-    assert sorted(p.name for p in directory.iterdir() if p.suffix == ".pkl") == [f"model_v{v:04d}.pkl" for v in range(1, total + 1)]
+    pickles = sorted(p.name for p in directory.iterdir() if p.suffix == ".pkl")
+    assert pickles == [f"model_v{v:04d}.pkl" for v in range(1, total + 1)]
     assert not [p.name for p in directory.iterdir() if p.name.endswith(".tmp")]
 
     store = CheckpointStore(directory)
@@ -146,7 +148,8 @@ def test_concurrent_saves_with_retention_keep_the_newest(tmp_path):
     assert sorted(v for out in outputs.values() for v in out) == list(range(1, total + 1))
     manifest = json.loads((directory / MANIFEST_NAME).read_text())
     assert [e["version"] for e in manifest["history"]] == list(range(total - keep + 1, total + 1))
-    assert sorted(p.name for p in directory.glob("*.pkl")) == [f"model_v{v:04d}.pkl" for v in range(total - keep + 1, total + 1)]
+    kept = range(total - keep + 1, total + 1)
+    assert sorted(p.name for p in directory.glob("*.pkl")) == [f"model_v{v:04d}.pkl" for v in kept]
     deleted = [d["version"] for e in manifest["events"] if e["event"] == "retention" for d in e["deleted"]]
     assert sorted(deleted) == list(range(1, total - keep + 1))  # each removed once, and recorded
     store = CheckpointStore(directory)

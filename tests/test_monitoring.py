@@ -23,7 +23,7 @@ def ercot_splits():
 
 @pytest.mark.timeout(300)
 def test_tutorial_section_6_as_written(tmp_path, monkeypatch, ercot_splits, caplog):
-    "Section 6 of the user's tutorial, line for line, with ERCOT names (target demand_mwh; Temperature, Ghi -> temperature_c, ghi_wm2)."
+    "Section 6 of the user's tutorial, line for line, with ERCOT names (demand_mwh, temperature_c, ghi_wm2)."
     from sklearn.preprocessing import RobustScaler, StandardScaler
 
     from twiga import TwigaForecaster
@@ -39,16 +39,18 @@ def test_tutorial_section_6_as_written(tmp_path, monkeypatch, ercot_splits, capl
     for d in [CHECKPOINT_DIR, REPORT_DIR]:
         d.mkdir(parents=True, exist_ok=True)
     # sections 3 and 5, shortened: a seasonal-naive forecaster saved and loaded back
-    data_config = DataPipelineConfig(target_feature="demand_mwh", period="1h", latitude=ERCOT_LATITUDE, longitude=ERCOT_LONGITUDE,
-                                     calendar_features=["hour", "day_night"], exogenous_features=["ghi_wm2", "temperature_c"],
-                                     forecast_horizon=24, lookback_window_size=24 * 7, input_scaler=StandardScaler(),
+    data_config = DataPipelineConfig(target_feature="demand_mwh", period="1h", latitude=ERCOT_LATITUDE,
+                                     longitude=ERCOT_LONGITUDE, calendar_features=["hour", "day_night"],
+                                     exogenous_features=["ghi_wm2", "temperature_c"], forecast_horizon=24,
+                                     lookback_window_size=24 * 7, input_scaler=StandardScaler(),
                                      target_scaler=RobustScaler(), stride=24)
     forecaster_config = ForecasterConfig(checkpoints_path=str(CHECKPOINT_DIR))
     forecaster = TwigaForecaster(data_params=data_config, model_params=[SEASONALNAIVEConfig(period="7D", freq="1h")],
                                  train_params=forecaster_config)
     forecaster.fit(train_df=train_df, val_df=val_df)
     forecaster.on_save_checkpoint()
-    loaded_forecaster = TwigaForecaster(data_params=data_config, model_params=[SEASONALNAIVEConfig(period="7D", freq="1h")],
+    loaded_forecaster = TwigaForecaster(data_params=data_config,
+                                        model_params=[SEASONALNAIVEConfig(period="7D", freq="1h")],
                                         train_params=forecaster_config)
     loaded_forecaster.on_load_checkpoint()
 
@@ -97,7 +99,8 @@ def test_tutorial_section_6_as_written(tmp_path, monkeypatch, ercot_splits, capl
     assert drift_summary["feature_drifted"]["temperature_c"] is True and drift_summary["method"] == "ks"
     assert set(drift_summary["feature_drift"]) == {"temperature_c", "ghi_wm2"}
     assert any("temperature_c   p-value = 0.0000" in r.getMessage() for r in caplog.records)
-    assert Path(drift_summary["report_path"]).exists() and Path(drift_summary["report_path"]).with_suffix(".json").exists()
+    report = Path(drift_summary["report_path"])
+    assert report.exists() and report.with_suffix(".json").exists()
     truth = monitor_batch["demand_mwh"].to_numpy()
     assert perf_summary["n"] == n_windows > 0
     assert perf_summary["mae"] == pytest.approx(np.mean(np.abs(pred[:, 0, 0] - truth)))
@@ -134,7 +137,7 @@ def _setter(report_dir, n, queue):
 
 @pytest.mark.timeout(180)
 def test_processes_share_one_report_dir(tmp_path):
-    "Checkers in 3 processes and a 4th replacing the reference: no error, every check recorded, only complete references seen."
+    "3 processes checking, a 4th replacing the reference: no error, every check recorded, only whole references seen."
     from twiga.monitoring import ForecastMonitor
 
     ForecastMonitor(tmp_path, "y", "p").set_reference(pd.DataFrame({"a": np.random.default_rng(0).normal(size=1000)}))

@@ -95,7 +95,7 @@ def test_tracker_registers_and_moves_the_champion_alias(tracking_env):
     run = client.get_run(runs[0])
     assert run.info.status == "FINISHED" and client.get_experiment(run.info.experiment_id).name == "pg-shared"
     assert run.data.params["model_params.lightgbm.n_estimators"] == "20"
-    assert run.data.metrics["lightgbm.mae"] == pytest.approx(met[met.Model == "lightgbm"]["mae"].mean())
+    assert run.data.metrics["lightgbm.mae"] == pytest.approx(met[met["model"] == "lightgbm"]["mae"].mean())
     assert run.inputs.dataset_inputs[0].dataset.name == "ercot-train"
 
     # what the client read through the server is what PostgreSQL holds

@@ -8,10 +8,9 @@ import threading
 import time
 
 import pytest
+from _serve_helpers import HORIZON, LOOKBACK, Client, Server, ercot_split, fit_and_save, records, request
 
 from twiga.checkpoints import CheckpointStore
-
-from _serve_helpers import HORIZON, LOOKBACK, Client, Server, ercot_split, fit_and_save, records, request
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -76,6 +75,9 @@ def test_reload_every_second_under_load_drops_nothing(two_versions):
         by_version = {v: sum(r[1] == v for r in results) for v in (1, 2)}
         assert by_version[1] > 0 and by_version[2] > 0, by_version
         assert "Traceback" not in srv.logs() and "Unhandled" not in srv.logs(), srv.logs()
+        metrics = request(srv.port, "GET", "/metrics")[1]
+        assert 'twiga_http_requests_total{endpoint="/predict",method="POST",status="200"}' in metrics, metrics
+        assert "twiga_unhandled_errors_total{" not in metrics, metrics  # no 500 was answered
 
 
 def _tamper(path):
@@ -119,7 +121,8 @@ def test_failed_reload_keeps_the_old_model(two_versions):
             status, health = request(srv.port, "GET", "/health")
             if health.get("detail"): break
             time.sleep(0.2)
-        assert health["version"] == 2 and f"Version {info.version} became current but could not be loaded" in health["detail"], health
+        assert health["version"] == 2, health
+        assert f"Version {info.version} became current but could not be loaded" in health["detail"], health
         assert _answers(srv.port, bodies[:2]) == before
         # repairing the store (rolling back to a good version) is followed again
         CheckpointStore(ckpt).rollback(1)
@@ -157,6 +160,6 @@ def test_every_worker_follows_a_new_checkpoint(two_versions):
             assert status == 200 and body["version"] == new
         # one /metrics, summed over both workers (prometheus multiprocess mode), shows each live worker's version
         status, text = request(srv.port, "GET", "/metrics")
-        lines = [l for l in text.splitlines() if l.startswith("twiga_model_version{")]
-        assert len(lines) == 2 and all(l.endswith(f" {float(new)}") for l in lines), lines
+        lines = [s for s in text.splitlines() if s.startswith("twiga_model_version{")]
+        assert len(lines) == 2 and all(s.endswith(f" {float(new)}") for s in lines), lines
         assert "Traceback" not in srv.logs(), srv.logs()

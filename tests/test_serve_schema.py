@@ -4,16 +4,18 @@ schema forbids, and answers 401 when the API key is left out.
 
 Requests the schema allows may still be refused (422) because a record lacks a column the loaded model needs: the
 columns depend on the checkpoint being served, which can change at run time, so the schema does not list them and
-schemathesis's `positive_data_acceptance` check is left out. Schemathesis's pytest fixture integration
+schemathesis's `positive_data_acceptance` check is left out. No answer may be an unexpected error: the app's
+/metrics must count none, and the `twiga.serve` logger must log none. Schemathesis's pytest fixture integration
 (`schemathesis.pytest.from_fixture`) does not run under pytest 9, so each operation's strategy is driven with
 Hypothesis directly."""
+import logging
+
 import pytest
 import schemathesis
+from _serve_helpers import LOOKBACK, ercot, fit_and_save
 from hypothesis import HealthCheck, given, settings
 from schemathesis.generation.modes import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
-
-from _serve_helpers import LOOKBACK, ercot, fit_and_save
 
 KEY = "schemathesis-key"
 ROUTES = ["GET /health", "POST /predict", "POST /predict-interval", "POST /monitor/drift", "POST /monitor/actuals",
@@ -37,11 +39,52 @@ def test_every_route_is_in_the_schema(app):
     assert found == sorted(ROUTES)
 
 
-CASES = [(r, GenerationMode.POSITIVE) for r in ROUTES] + [(r, GenerationMode.NEGATIVE) for r in ROUTES if r.startswith("POST")]
+class _Records(logging.Handler):
+    "Keeps the records it is given."
+    def __init__(self, level):
+        super().__init__(level); self.records = []
+    def emit(self, record): self.records.append(record)
+
+
+@pytest.fixture
+def serve_errors():
+    "ERROR records of the `twiga.serve` logger during the test (a handler on that logger: `twiga` may not propagate)."
+    handler, logger = _Records(logging.ERROR), logging.getLogger("twiga.serve")
+    logger.addHandler(handler)
+    yield handler.records
+    logger.removeHandler(handler)
+
+
+def unhandled(app) -> dict:
+    "The app's count of unexpected errors, from its /metrics: {(endpoint, exception type): count}."
+    from fastapi.testclient import TestClient
+    from prometheus_client.parser import text_string_to_metric_families
+    text = TestClient(app).get("/metrics").text
+    return {(s.labels["endpoint"], s.labels["exception"]): s.value for f in text_string_to_metric_families(text)
+            if f.name == "twiga_unhandled_errors" for s in f.samples if s.name == "twiga_unhandled_errors_total"}
+
+
+def test_an_unexpected_error_is_logged_and_counted(app, serve_errors):
+    "The checks below are real ones: a bug on a route shows in the log and in /metrics."
+    from unittest import mock
+
+    from fastapi.testclient import TestClient
+    forecaster = app.state.twiga.loader.get().forecaster
+    body = {"records": [{"timestamp": "2018-04-01T00:00:00", "demand_mwh": 1.0}]}
+    with mock.patch.object(app.state.twiga, "loader", mock.Mock(get=mock.Mock(side_effect=ZeroDivisionError))):
+        r = TestClient(app, raise_server_exceptions=False).post("/predict", json=body, headers={"X-API-Key": KEY})
+    assert (r.status_code, r.json()["error"]) == (500, "InternalError")
+    assert [x.getMessage() for x in serve_errors] == ["Unhandled ZeroDivisionError on POST /predict"]
+    assert unhandled(app) == {("/predict", "ZeroDivisionError"): 1.0}
+    assert app.state.twiga.loader.get().forecaster is forecaster
+
+
+CASES = [(r, GenerationMode.POSITIVE) for r in ROUTES]
+CASES += [(r, GenerationMode.NEGATIVE) for r in ROUTES if r.startswith("POST")]
 
 
 @pytest.mark.parametrize("route,mode", CASES)  # negative cases for the routes with a body (the GETs take no input)
-def test_app_conforms_to_its_schema(app, route, mode):
+def test_app_conforms_to_its_schema(app, serve_errors, route, mode):
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     method, path = route.split()
 
@@ -50,5 +93,7 @@ def test_app_conforms_to_its_schema(app, route, mode):
     def run(case):
         case.call_and_validate(headers={"X-API-Key": KEY}, excluded_checks=[positive_data_acceptance])
 
+    before = unhandled(app)
     run()
-    assert app.state.twiga.bugs == [], app.state.twiga.bugs
+    assert unhandled(app) == before, f"unexpected errors answered with 500: {unhandled(app)}"
+    assert not [x.getMessage() for x in serve_errors if x.getMessage().startswith("Unhandled")]

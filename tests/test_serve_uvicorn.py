@@ -6,7 +6,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-
 from _serve_helpers import LOOKBACK, Server, ercot_split, fit_and_save, records, request
 
 pytestmark = pytest.mark.timeout(600)
@@ -19,8 +18,8 @@ def served(tmp_path_factory):
     base = tmp_path_factory.mktemp("serve_uvicorn")
     train, test = ercot_split()
     fit_and_save(base / "checkpoints", train)
-    with Server(base / "checkpoints", base / "reports", env={"TWIGA_SERVE_API_KEY": KEY, "TWIGA_SERVE_MAX_RECORDS": "5000",
-                                                             "TWIGA_LOG_LEVEL": "DEBUG"}) as srv:
+    env = {"TWIGA_SERVE_API_KEY": KEY, "TWIGA_SERVE_MAX_RECORDS": "5000", "TWIGA_LOG_LEVEL": "DEBUG"}
+    with Server(base / "checkpoints", base / "reports", env=env) as srv:
         yield srv, test
 
 
@@ -40,7 +39,7 @@ def test_concurrent_answers_equal_sequential_answers(served):
     with ThreadPoolExecutor(32) as pool:
         concurrent = list(pool.map(lambda i: post(srv, "/predict", raw=bodies[i]), jobs))
     assert all(s == 200 for s, _ in concurrent)
-    differ = [i for i, (j, (_, body)) in enumerate(zip(jobs, concurrent)) if body != sequential[j]]
+    differ = [i for i, (j, (_, body)) in enumerate(zip(jobs, concurrent, strict=True)) if body != sequential[j]]
     assert not differ, f"{len(differ)} of 32 concurrent answers differ from the sequential answer to the same window"
     assert len({json.dumps(s["forecasts"]) for s in sequential}) == 8  # 8 different windows, 8 different answers
 
@@ -56,7 +55,8 @@ def _bad_cases(test):
         "empty records": ({"records": []}, None, "records"),
         "no records key": ({"rows": good}, None, "records"),
         "missing column": (edit(lambda r: [x.pop("temperature_c") for x in r]), None, "temperature_c"),
-        "misspelt column": (edit(lambda r: [x.update(temprature_c=x.pop("temperature_c")) for x in r]), None, "did you mean"),
+        "misspelt column": (edit(lambda r: [x.update(temprature_c=x.pop("temperature_c")) for x in r]), None,
+                            "did you mean"),
         "NaN target in the window": (edit(lambda r: r[100].update(demand_mwh=None)), None, "demand_mwh"),
         "unparseable timestamp": (edit(lambda r: r[5].update(timestamp="not a time")), None, "not a time"),
         "duplicate timestamps": (edit(dup), None, "timestamp"),
@@ -81,6 +81,9 @@ def test_bad_input_is_4xx_with_the_problem_named_and_the_server_stays_up(served,
     assert post(srv, path, {"records": records(test.iloc[:LOOKBACK])})[0] == 200
     assert request(srv.port, "GET", "/health")[0] == 200
     assert "Traceback" not in srv.logs() and "Unhandled" not in srv.logs(), srv.logs()
+    metrics = request(srv.port, "GET", "/metrics")[1]
+    assert f'twiga_http_requests_total{{endpoint="{path}",method="POST",status="422"}}' in metrics, metrics
+    assert "twiga_unhandled_errors_total{" not in metrics, metrics  # no 500 was answered
 
 
 def test_body_above_the_size_cap_is_413_before_parsing(served):

@@ -8,46 +8,35 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from _mlflow_helpers import ENV, ercot_forecaster
 
 pytestmark = pytest.mark.timeout(600)
-
-ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
 
 
 @pytest.fixture(scope="module")
 def tracked(tmp_path_factory):
     "Fit a small forecaster on real ERCOT data and track it end to end; return what the tests read back."
     from mlflow import MlflowClient
-    from sklearn.preprocessing import RobustScaler, StandardScaler
+    from sklearn.preprocessing import RobustScaler
 
-    from twiga import TwigaForecaster
-    from twiga.core.config import DataPipelineConfig, ForecasterConfig
-    from twiga.datasets import ERCOT_LATITUDE, ERCOT_LONGITUDE, load_ercot
-    from twiga.models.baseline.seasonal_naive_model import SEASONALNAIVEConfig
-    from twiga.models.ml import LIGHTGBMConfig
+    from twiga.core.config import ForecasterConfig
     from twiga.tracking import TwigaTracker
 
     d = tmp_path_factory.mktemp("tracking")
     uri = f"sqlite:///{d}/mlflow.db"
-    df = load_ercot("2019-01-01", "2019-03-01")
-    train, test = df[df.timestamp < "2019-02-15"].reset_index(drop=True), df[df.timestamp >= "2019-02-01"].reset_index(drop=True)
-    data = DataPipelineConfig(target_feature="demand_mwh", period="1h", latitude=ERCOT_LATITUDE, longitude=ERCOT_LONGITUDE,
-                              calendar_features=["hour", "day_night"], exogenous_features=["temperature_c", "ghi_wm2"],
-                              forecast_horizon=24, lookback_window_size=168, input_scaler=StandardScaler(),
-                              target_scaler=RobustScaler())
-    fc = TwigaForecaster(data_params=data, model_params=[SEASONALNAIVEConfig(period="1D", freq="1h"), LIGHTGBMConfig(n_estimators=20)],
-                         train_params=ForecasterConfig(checkpoints_path=str(d / "ckpt")))
+    fc, train, test = ercot_forecaster(RobustScaler(), ForecasterConfig(checkpoints_path=str(d / "ckpt")))
     with TwigaTracker("model-test", run_name="end-to-end", tags={"dataset": "ERCOT"}, tracking_uri=uri) as tracker:
-        digest = tracker.log_dataset(train, name="ercot-train", source="twiga/data/ercot_2015_2019.parquet", targets="demand_mwh")
+        digest = tracker.log_dataset(train, name="ercot-train", source="twiga/data/ercot_2015_2019.parquet",
+                                     targets="demand_mwh")
         fc.fit(train)
         params = tracker.log_forecaster_metadata(fc)
         model = tracker.log_model(fc, sample_input=test.head(300))
         predictions_df, metrics_df = fc.evaluate_point_forecast(test)
         summary = tracker.log_evaluation(metrics_df, results_df=predictions_df)
         ckpt_tags = tracker.log_checkpoint(fc.on_save_checkpoint())
-    return dict(d=d, uri=uri, client=MlflowClient(tracking_uri=uri), run_id=tracker.run_id, fc=fc, train=train, test=test,
-                digest=digest, params=params, model=model, metrics_df=metrics_df, predictions_df=predictions_df,
-                summary=summary, ckpt_tags=ckpt_tags)
+    return dict(d=d, uri=uri, client=MlflowClient(tracking_uri=uri), run_id=tracker.run_id, fc=fc, train=train,
+                test=test, digest=digest, params=params, model=model, metrics_df=metrics_df,
+                predictions_df=predictions_df, summary=summary, ckpt_tags=ckpt_tags)
 
 
 def test_params_flatten_every_config(tracked):
@@ -55,7 +44,8 @@ def test_params_flatten_every_config(tracked):
     p = run.data.params
     assert run.info.status == "FINISHED" and run.data.tags["dataset"] == "ERCOT"
     assert p["data_params.forecast_horizon"] == "24" and p["data_params.lookback_window_size"] == "168"
-    assert p["data_params.target_scaler"] == "RobustScaler" and p["data_params.target_scaler.quantile_range"] == "[25.0, 75.0]"
+    assert p["data_params.target_scaler"] == "RobustScaler"
+    assert p["data_params.target_scaler.quantile_range"] == "[25.0, 75.0]"
     assert p["data_params.input_scaler.with_mean"] == "True"
     assert p["model_params.seasonal_naive.period"] == "1D" and p["model_params.lightgbm.n_estimators"] == "20"
     assert p["train_params.checkpoints_path"] == str(tracked["d"] / "ckpt")
@@ -68,7 +58,7 @@ def test_metrics_means_and_steps(tracked):
     client, run_id, mdf = tracked["client"], tracked["run_id"], tracked["metrics_df"]
     metrics = client.get_run(run_id).data.metrics
     window_col = "window" if "window" in mdf.columns else "fold"
-    for name, g in mdf.groupby("Model"):
+    for name, g in mdf.groupby("model"):
         for m in ("mae", "rmse", "smape"):
             assert metrics[f"{name}.{m}"] == pytest.approx(g[m].mean())
         history = sorted(client.get_metric_history(run_id, f"{name}.{window_col}.mae"), key=lambda x: x.step)
@@ -88,7 +78,7 @@ def test_dataset_input(tracked):
 def test_artefacts_and_logged_model(tracked):
     client, run_id, model = tracked["client"], tracked["run_id"], tracked["model"]
     run = client.get_run(run_id)
-    paths = {a.path for a in client.list_artifacts(run_id, "evaluation")} | {a.path for a in client.list_artifacts(run_id, "checkpoint")}
+    paths = {a.path for folder in ("evaluation", "checkpoint") for a in client.list_artifacts(run_id, folder)}
     assert {"evaluation/metrics.csv", "evaluation/predictions.parquet", "checkpoint/_checkpoint_manifest.json"} <= paths
     assert f"checkpoint/{tracked['ckpt_tags']['twiga.checkpoint.file']}" in paths
     assert run.data.tags["twiga.checkpoint.version"] == "1"
@@ -103,18 +93,21 @@ def test_artefacts_and_logged_model(tracked):
     local = Path(lm.artifact_location.removeprefix("file://"))
     mlmodel = Model.load(local)
     assert [c.name for c in mlmodel.signature.inputs.inputs] == tracked["fc"].input_columns
-    assert {c.name for c in mlmodel.signature.outputs.inputs} == {"origin", "timestamp", "model", "step", "target", "value"}
+    outputs = {c.name for c in mlmodel.signature.outputs.inputs}
+    assert outputs == {"origin", "timestamp", "model", "step", "target", "value"}
     assert mlmodel.metadata["forecaster_sha256"] == model.forecaster_sha256
-    assert (local / "requirements.txt").read_text().split() == model.pip_requirements  # explicit, pinned: nothing inferred
+    assert (local / "requirements.txt").read_text().split() == model.pip_requirements  # explicit and pinned
 
 
-def _fresh_process_forecast(model_uri: str, uri: str, frame: pd.DataFrame, d: Path, params: dict | None = None) -> pd.DataFrame:
+def _fresh_process_forecast(model_uri: str, uri: str, frame: pd.DataFrame, d: Path,
+                            params: dict | None = None) -> pd.DataFrame:
     "Load `model_uri` in a new Python process and forecast `frame` with it."
     frame.to_parquet(d / "in.parquet")
     code = ("import json, sys, mlflow, pandas as pd; m = mlflow.pyfunc.load_model(sys.argv[1]); "
             "m.predict(pd.read_parquet(sys.argv[2]), params=json.loads(sys.argv[4]) or None).to_parquet(sys.argv[3])")
-    done = subprocess.run([sys.executable, "-c", code, model_uri, str(d / "in.parquet"), str(d / "out.parquet"), json.dumps(params)],
-                          env={**os.environ, **ENV, "MLFLOW_TRACKING_URI": uri}, timeout=300, capture_output=True, text=True)
+    args = [sys.executable, "-c", code, model_uri, str(d / "in.parquet"), str(d / "out.parquet"), json.dumps(params)]
+    done = subprocess.run(args, env={**os.environ, **ENV, "MLFLOW_TRACKING_URI": uri}, timeout=300, capture_output=True,
+                          text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     return pd.read_parquet(d / "out.parquet")
 
@@ -124,7 +117,8 @@ def test_pyfunc_in_fresh_process_predicts_exactly(tracked):
     frame = test.iloc[-400:].reset_index(drop=True)
     got = _fresh_process_forecast(tracked["model"].model_uri, tracked["uri"], frame, tracked["d"])
     pd.testing.assert_frame_equal(got, fc.forecast(frame))
-    got_all = _fresh_process_forecast(tracked["model"].model_uri, tracked["uri"], frame, tracked["d"], {"all_windows": True})
+    got_all = _fresh_process_forecast(tracked["model"].model_uri, tracked["uri"], frame, tracked["d"],
+                                      {"all_windows": True})
     pd.testing.assert_frame_equal(got_all, fc.forecast(frame, all_windows=True))
     assert got_all["origin"].nunique() > 1
 

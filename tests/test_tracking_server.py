@@ -8,8 +8,7 @@ import time
 
 import pandas as pd
 import pytest
-
-from _mlflow_helpers import ENV, free_port, start_mlflow_server, stop_group
+from _mlflow_helpers import ENV, ercot_forecaster, free_port, start_mlflow_server, stop_group
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -27,20 +26,7 @@ def mlflow_server(tmp_path_factory):
 @pytest.fixture(scope="module")
 def fitted():
     "A small, fast forecaster on real ERCOT data: hourly, horizon 24, lookback 168, seasonal naive + a tiny LightGBM."
-    from sklearn.preprocessing import StandardScaler
-
-    from twiga import TwigaForecaster
-    from twiga.core.config import DataPipelineConfig
-    from twiga.datasets import ERCOT_LATITUDE, ERCOT_LONGITUDE, load_ercot
-    from twiga.models.baseline.seasonal_naive_model import SEASONALNAIVEConfig
-    from twiga.models.ml import LIGHTGBMConfig
-
-    df = load_ercot("2019-01-01", "2019-03-01")
-    train, test = df[df.timestamp < "2019-02-15"].reset_index(drop=True), df[df.timestamp >= "2019-02-01"].reset_index(drop=True)
-    data = DataPipelineConfig(target_feature="demand_mwh", period="1h", latitude=ERCOT_LATITUDE, longitude=ERCOT_LONGITUDE,
-                              calendar_features=["hour", "day_night"], exogenous_features=["temperature_c", "ghi_wm2"],
-                              forecast_horizon=24, lookback_window_size=168, input_scaler=StandardScaler())
-    fc = TwigaForecaster(data_params=data, model_params=[SEASONALNAIVEConfig(period="1D", freq="1h"), LIGHTGBMConfig(n_estimators=20)])
+    fc, train, test = ercot_forecaster()
     fc.fit(train)
     return fc, train, test
 
@@ -58,7 +44,8 @@ def test_tracker_against_real_server(mlflow_server, fitted, monkeypatch):
 
     with TwigaTracker(run_name="on-server", tags={"suite": "server"}) as tracker:
         assert tracker.tracking_uri == mlflow_server["url"]
-        tracker.log_dataset(train, name="ercot-train", source="twiga/data/ercot_2015_2019.parquet", targets="demand_mwh")
+        tracker.log_dataset(train, name="ercot-train", source="twiga/data/ercot_2015_2019.parquet",
+                            targets="demand_mwh")
         tracker.log_forecaster_metadata(fc)
         model = tracker.log_model(fc, sample_input=test.head(300))
         predictions_df, metrics_df = fc.evaluate_point_forecast(test)
@@ -73,20 +60,21 @@ def test_tracker_against_real_server(mlflow_server, fitted, monkeypatch):
     assert run.data.params["data_params.input_scaler"] == "StandardScaler"
     assert run.data.params["model_params.lightgbm.n_estimators"] == "20"
     assert run.data.tags["suite"] == "server"
-    expected_mae = metrics_df.groupby("Model")["mae"].mean()
+    expected_mae = metrics_df.groupby("model")["mae"].mean()
     for name, mae in expected_mae.items():
         assert run.data.metrics[f"{name}.mae"] == pytest.approx(mae)
         assert summary[f"{name}.mae"] == pytest.approx(mae)
     (inp,) = run.inputs.dataset_inputs
     assert inp.dataset.name == "ercot-train" and json.loads(inp.dataset.profile)["num_rows"] == len(train)
-    assert {a.path for a in client.list_artifacts(tracker.run_id, "evaluation")} == {"evaluation/metrics.csv", "evaluation/predictions.parquet"}
+    assert {a.path for a in client.list_artifacts(tracker.run_id, "evaluation")} == {"evaluation/metrics.csv",
+                                                                                      "evaluation/predictions.parquet"}
 
     # the registry: a version of the logged model, with the alias pointing at it
     mv = client.get_model_version_by_alias("ercot-load", "champion")
     assert (int(mv.version), mv.run_id, mv.source) == (version, tracker.run_id, model.artifact_uri)
     # MLflow's REST model version carries no model_id; the server records the link on the logged model instead
     versions = json.loads(client.get_logged_model(model.model_id).tags["mlflow.modelVersions"])
-    assert {"name": "ercot-load", "version": version} in [{"name": v["name"], "version": int(v["version"])} for v in versions]
+    assert ("ercot-load", version) in [(v["name"], int(v["version"])) for v in versions]
     # artefacts went through the server (proxied), into its artefact store
     assert any(p.name == "forecaster.pkl" for p in (mlflow_server["dir"] / "artifacts").rglob("*"))
 
@@ -98,8 +86,8 @@ def test_tracker_against_real_server(mlflow_server, fitted, monkeypatch):
             "m.predict(pd.read_parquet(sys.argv[1])).to_parquet(sys.argv[2])")
     d = mlflow_server["dir"]
     sample.to_parquet(d / "in.parquet")
-    done = subprocess.run([sys.executable, "-c", code, str(d / "in.parquet"), str(d / "out.parquet")], env=with_env, timeout=300,
-                          capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-c", code, str(d / "in.parquet"), str(d / "out.parquet")], env=with_env,
+                          timeout=300, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     pd.testing.assert_frame_equal(pd.read_parquet(d / "out.parquet"), expected)
 
@@ -118,6 +106,24 @@ def test_second_version_moves_the_alias(mlflow_server, fitted):
     client = MlflowClient(tracking_uri=mlflow_server["url"])
     assert versions[1] == versions[0] + 1
     assert int(client.get_model_version_by_alias("alias-test", "champion").version) == versions[1]
+
+
+def test_artefact_into_an_ended_run(mlflow_server, tmp_path):
+    "`log_artifact_to_run` files a job's output with a run that has ended, through the server, without a tracker."
+    from mlflow import MlflowClient
+
+    from twiga.core.errors import TrackingError
+    from twiga.tracking import TwigaTracker, log_artifact_to_run
+
+    with TwigaTracker("server-test", run_name="job", tracking_uri=mlflow_server["url"]) as tracker:
+        pass
+    (tmp_path / "retrain.ipynb").write_text("{}")
+    log_artifact_to_run(tracker.run_id, tmp_path / "retrain.ipynb", "job", tracking_uri=mlflow_server["url"])
+    client = MlflowClient(tracking_uri=mlflow_server["url"])
+    assert [a.path for a in client.list_artifacts(tracker.run_id, "job")] == ["job/retrain.ipynb"]
+    assert client.get_run(tracker.run_id).info.status == "FINISHED"
+    with pytest.raises(TrackingError, match="MLflow could not log artefacts"):
+        log_artifact_to_run("0" * 32, tmp_path / "retrain.ipynb", tracking_uri=mlflow_server["url"])
 
 
 def test_unreachable_server_fails_fast_with_one_error(monkeypatch):

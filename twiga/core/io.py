@@ -12,9 +12,10 @@ import json
 import math
 import os
 import secrets
-from datetime import date, datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import Any, BinaryIO
 
 import pandas as pd
 
@@ -25,12 +26,12 @@ __all__ = ['utc_now', 'utc_stamp', 'to_jsonable', 'fsync_dir', 'write_temp', 'at
 # %% ../../nbs/04_core.io.ipynb #b5661a26
 def utc_now() -> datetime:
     "The current time, timezone-aware in UTC."
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 def utc_stamp(at: datetime | None = None, # a time to format; default now
              ) -> str:
     "An ISO 8601 UTC timestamp to the second, e.g. `2026-12-04T16:10:47+00:00`."
-    return (at or utc_now()).astimezone(timezone.utc).isoformat(timespec="seconds")
+    return (at or utc_now()).astimezone(UTC).isoformat(timespec="seconds")
 
 # %% ../../nbs/04_core.io.ipynb #5bedc5cd
 def to_jsonable(x: Any) -> Any:

@@ -21,6 +21,7 @@ from prefect import flow, task
 from prefect.context import FlowRunContext
 
 from ..core.errors import ConfigError, InvalidInputError, NotFoundError, TwigaError
+from ..core.metrics import MetricsFrame
 from ..core.settings import load_settings
 from .schemas import _Result
 from twiga.pipeline.tasks import (
@@ -161,9 +162,9 @@ class ManySeriesResult(_Result):
     duration_s: float | None = None # wall time of the flow
 
     def metrics_frame(self) -> pd.DataFrame:
-        "Metrics of every series and model: columns `series_id`, `Model` and one per metric."
-        rows = [{"series_id": s, "Model": m, **v} for s, r in self.results.items() for m, v in r.metrics.items()]
-        return pd.DataFrame(rows) if rows else pd.DataFrame({"series_id": [], "Model": []})
+        "Metrics of every series and model: columns `series_id`, `model` and one per metric."
+        rows = [{"series_id": s, "model": m, **v} for s, r in self.results.items() for m, v in r.metrics.items()]
+        return MetricsFrame(rows) if rows else MetricsFrame({"series_id": [], "model": []})
 
 # %% ../../nbs/45_pipeline.many.ipynb #ba75d4ae
 def _track_series(fc, sid: str, train, test, preds, met, directory: Path, data_path: str, experiment: str | None,

@@ -14,6 +14,7 @@ import pandas as pd
 
 from ..core.errors import InvalidInputError
 from ..core.io import to_jsonable
+from ..core.metrics import MetricsFrame
 
 # %% auto #0
 __all__ = ['metrics_frame', 'DriftSummary', 'TrainingResult', 'RetrainingResult']
@@ -34,10 +35,10 @@ class _Result:
         return metrics_frame(getattr(self, "metrics", {}) or {})
 
 def metrics_frame(metrics: dict[str, dict[str, float]], # {model: {metric: value}}
-                 ) -> pd.DataFrame:
-    "A `{model: {metric: value}}` dict as a DataFrame with a `Model` column."
-    if not metrics: return pd.DataFrame({"Model": []})
-    return pd.DataFrame.from_dict(metrics, orient="index").rename_axis("Model").reset_index()
+                 ) -> MetricsFrame:
+    "A `{model: {metric: value}}` dict as a `MetricsFrame` with a `model` column."
+    if not metrics: return MetricsFrame({"model": []})
+    return MetricsFrame(pd.DataFrame.from_dict(metrics, orient="index").rename_axis("model").reset_index())
 
 # %% ../../nbs/40_pipeline.schemas.ipynb #91025475
 @dataclass

@@ -171,9 +171,9 @@ def with_history(forecaster, # the forecaster whose lookback and date column cou
 def metrics_summary(metrics_df: pd.DataFrame, # per-window metrics from `evaluate_point_forecast`
                    ) -> dict[str, dict[str, float]]:
     "Mean of each metric per model: `{model: {metric: value}}`."
-    skip = {"window", "fold", "n", "origin", "target"}
-    cols = [c for c in metrics_df.columns if c not in skip and c != "Model" and pd.api.types.is_numeric_dtype(metrics_df[c])]
-    means = metrics_df.groupby("Model", sort=False)[cols].mean()
+    skip = {"window", "fold", "n", "origin", "target", "model"}
+    cols = [c for c in metrics_df.columns if c not in skip and pd.api.types.is_numeric_dtype(metrics_df[c])]
+    means = metrics_df.groupby("model", sort=False)[cols].mean()
     return {str(m): {c: float(means.at[m, c]) for c in cols} for m in means.index}
 
 # %% ../../nbs/41_pipeline.tasks.ipynb #22208f8b
@@ -227,7 +227,7 @@ def tune_forecaster(forecaster, # a TwigaForecaster with at least one LightGBM m
     for params in grid:
         cand = clone_forecaster(forecaster, _with_params(forecaster.model_params, idx, params)).fit(fit_part)
         met = _evaluate(cand, val_part, history_df=fit_part, ensemble_strategy=None)[1]
-        scores.append(float(met[met["Model"].isin(names)]["mae"].mean()))
+        scores.append(float(met[met["model"].isin(names)]["mae"].mean()))
         run_logger().info("tune: %s -> validation MAE %.4g", params, scores[-1])
     best = min(range(len(grid)), key=scores.__getitem__)
     forecaster.model_params = _with_params(forecaster.model_params, idx, grid[best])
