@@ -317,9 +317,9 @@ def retrain_notebook() -> Path:
 # %% ../../nbs/43_pipeline.jobs.ipynb #bcdfa4e4
 def _log_notebook(out: Path, run_id: str | None, uri: str, experiment: str | None, failure: str | None) -> str:
     "Log the executed notebook into `run_id`, or into a new FAILED run when the job did not get that far."
-    from twiga.tracking import TwigaTracker
-    if run_id is not None:  # the flow's run, finished by now: its store's client adds the file
-        TwigaTracker(tracking_uri=uri).client.log_artifact(run_id, str(out), "job")
+    from twiga.tracking import TwigaTracker, log_artifact_to_run
+    if run_id is not None:  # the flow's run, ended by now
+        log_artifact_to_run(run_id, out, "job", tracking_uri=uri)
         return run_id
     tracker = TwigaTracker(experiment=experiment, run_name=f"job-{out.stem}", tags={"twiga.job": "retrain"},
                            tracking_uri=uri)
