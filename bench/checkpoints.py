@@ -12,23 +12,18 @@ the ratios against plain pickle, which share the run's conditions. The fit takes
 import hashlib
 import os
 import pickle
-import statistics
 import tempfile
 import time
 from pathlib import Path
+
+from bench._timing import median_time
 
 PUBLIC_LIBRARY = {"save_s": 0.21, "load_s": 0.09, "size_mb": 8.2,
                   "note": "public library, its 30-min LightGBM model (MLVS-PT), on this machine (issue 4)"}
 N_RUNS = 5
 
 
-def _median_time(fn, n=N_RUNS):
-    times, out = [], None
-    for i in range(n):
-        t0 = time.perf_counter()
-        out = fn(i)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), out
+def _median_time(fn, n=N_RUNS): return median_time(fn, n)
 
 
 def _fit_forecaster():
@@ -41,8 +36,9 @@ def _fit_forecaster():
 
     data_config = DataPipelineConfig(
         target_feature="demand_mwh", period="1h", latitude=ERCOT_LATITUDE, longitude=ERCOT_LONGITUDE,
-        calendar_features=["hour", "dayofweek", "dayofyear", "day_night"], exogenous_features=["temperature_c", "ghi_wm2"],
-        forecast_horizon=24, lookback_window_size=168, input_scaler=StandardScaler(), target_scaler=RobustScaler())
+        calendar_features=["hour", "dayofweek", "dayofyear", "day_night"],
+        exogenous_features=["temperature_c", "ghi_wm2"], forecast_horizon=24, lookback_window_size=168,
+        input_scaler=StandardScaler(), target_scaler=RobustScaler())
     train_df, val_df, _ = split_by_time(load_ercot(start="2018-01-01", end="2019-05-01"),
                                         val_start="2019-01-01", test_start="2019-04-01")
 

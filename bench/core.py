@@ -1,18 +1,17 @@
 """Forecasting core on the bundled ERCOT data (issue 3): accuracy on 2019, fit time, one-window predict latency.
 
-Run: `cd /work/main && .venv/bin/python -m bench core`. Settings were chosen on a selection split (train 2015-07..2017-09,
-validation 2017-10..2017-12, scored on 2018), never on 2019. Our weather is a reanalysis (perfect weather), so
+Run: `./dev bench core`. Settings were chosen on a selection split (train 2015-07..2017-09, validation
+2017-10..2017-12, scored on 2018), never on 2019. Our weather is a reanalysis (perfect weather), so
 beating ERCOT's day-ahead forecast means beating the operator *with perfect weather*, not in real operation.
 Timings are medians of `RUNS` runs, wall clock and process CPU time (the machine may be shared: see `load_avg`).
 """
 import os
 import statistics
-import time
 
-import numpy as np
 import pandas as pd
 from sklearn.preprocessing import RobustScaler, StandardScaler
 
+from bench._timing import median_time, timings
 from twiga import TwigaForecaster
 from twiga.core.config import DataPipelineConfig
 from twiga.datasets import ERCOT_LATITUDE, ERCOT_LONGITUDE, load_ercot
@@ -20,8 +19,8 @@ from twiga.models.baseline.seasonal_naive_model import SEASONALNAIVEConfig
 from twiga.models.ml import LIGHTGBMConfig
 
 RUNS = int(os.environ.get("TWIGA_BENCH_RUNS", "3"))
-REFERENCE = {"seasonal_naive_7d_mae_2019": 4190, "ercot_day_ahead_mae_2019": 1030, "quick_untuned_lightgbm_mae_2019": 1365,
-             "public_twiga_tutorial_shape_fit_s": 196}
+REFERENCE = {"seasonal_naive_7d_mae_2019": 4190, "ercot_day_ahead_mae_2019": 1030,
+             "quick_untuned_lightgbm_mae_2019": 1365, "public_twiga_tutorial_shape_fit_s": 196}
 
 
 def _utc(s): return pd.Timestamp(s, tz="UTC")
@@ -29,12 +28,7 @@ def _utc(s): return pd.Timestamp(s, tz="UTC")
 
 def _timed_fit(make, train, val):
     "Fit `RUNS` fresh forecasters; the last one, and median wall and CPU seconds."
-    wall, cpu = [], []
-    for _ in range(RUNS):
-        fc = make()
-        t0, c0 = time.perf_counter(), time.process_time()
-        fc.fit(train, val)
-        wall.append(time.perf_counter() - t0); cpu.append(time.process_time() - c0)
+    wall, cpu, fc = timings(lambda fc: fc.fit(train, val), RUNS, setup=lambda _: make())
     return fc, round(statistics.median(wall), 2), round(statistics.median(cpu), 2)
 
 
@@ -55,10 +49,7 @@ def _scores(fc, test, ercot, model):
 def _latency_ms(fc, frame, n=200):
     "Median milliseconds of `fc.predict(frame)` (one window) and of the model call alone."
     fc.predict(frame)
-    times = []
-    for _ in range(n):
-        t0 = time.perf_counter(); fc.predict(frame); times.append(time.perf_counter() - t0)
-    return round(1000 * statistics.median(times), 3)
+    return round(1000 * median_time(lambda _: fc.predict(frame), n)[0], 3)
 
 
 def hourly():
@@ -66,11 +57,12 @@ def hourly():
     d = load_ercot()
     t = d["timestamp"]
     train, val = d[t < _utc("2018-10-01")], d[(t >= _utc("2018-10-01")) & (t < _utc("2019-01-01"))]
-    test = d[t >= _utc("2019-01-01") - pd.Timedelta("168h")]  # a week of history, so the first window forecasts 2019-01-01 00:00
-    cfg = DataPipelineConfig(target_feature="demand_mwh", period="1h", latitude=ERCOT_LATITUDE, longitude=ERCOT_LONGITUDE,
-                             calendar_features=["hour", "dayofweek", "dayofyear", "us_holiday", "day_night"], timezone="America/Chicago",
-                             exogenous_features=["temperature_c", "ghi_wm2"], forecast_horizon=24, lookback_window_size=168,
-                             input_scaler=StandardScaler(), target_scaler=RobustScaler(), stride=24)
+    test = d[t >= _utc("2019-01-01") - pd.Timedelta("168h")]  # a week of history: the first forecast is 2019-01-01
+    cfg = DataPipelineConfig(
+        target_feature="demand_mwh", period="1h", latitude=ERCOT_LATITUDE, longitude=ERCOT_LONGITUDE,
+        calendar_features=["hour", "dayofweek", "dayofyear", "us_holiday", "day_night"], timezone="America/Chicago",
+        exogenous_features=["temperature_c", "ghi_wm2"], forecast_horizon=24, lookback_window_size=168,
+        input_scaler=StandardScaler(), target_scaler=RobustScaler(), stride=24)
     ercot = d[["timestamp", "ercot_forecast_mwh"]]
     fc, wall, cpu = _timed_fit(lambda: TwigaForecaster(cfg, [LIGHTGBMConfig()]), train, val)
     out = {"lightgbm": {**_scores(fc, test, ercot, "lightgbm"), "fit_s": wall, "fit_cpu_s": cpu,
@@ -81,7 +73,8 @@ def hourly():
     # the tutorial's calendar features only (no local time zone, no weekday or holiday): what the extra features buy
     basic = cfg.model_copy(update={"calendar_features": ["hour", "day_night"], "timezone": None})
     fb = TwigaForecaster(basic, [LIGHTGBMConfig()]).fit(train, val)
-    out["lightgbm_tutorial_calendar"] = {k: v for k, v in _scores(fb, test, ercot, "lightgbm").items() if k in ("mae", "coverage_90")}
+    out["lightgbm_tutorial_calendar"] = {k: v for k, v in _scores(fb, test, ercot, "lightgbm").items()
+                                         if k in ("mae", "coverage_90")}
     return out
 
 
@@ -92,15 +85,16 @@ def tutorial_shape():
     train = d[(t >= _utc("2018-01-01")) & (t < _utc("2019-01-01"))]
     val = d[(t >= _utc("2019-01-01")) & (t < _utc("2019-07-01"))]
     test = d[t >= _utc("2019-07-01") - pd.Timedelta("168h")]
-    cfg = DataPipelineConfig(target_feature="demand_mwh", period="30min", latitude=ERCOT_LATITUDE, longitude=ERCOT_LONGITUDE,
-                             calendar_features=["hour", "day_night"], exogenous_features=["temperature_c", "ghi_wm2"],
-                             forecast_horizon=48, lookback_window_size=48 * 7, input_scaler=StandardScaler(),
-                             target_scaler=RobustScaler(), stride=48)
+    cfg = DataPipelineConfig(
+        target_feature="demand_mwh", period="30min", latitude=ERCOT_LATITUDE, longitude=ERCOT_LONGITUDE,
+        calendar_features=["hour", "day_night"], exogenous_features=["temperature_c", "ghi_wm2"], forecast_horizon=48,
+        lookback_window_size=48 * 7, input_scaler=StandardScaler(), target_scaler=RobustScaler(), stride=48)
     ercot = d[["timestamp", "ercot_forecast_mwh"]]
     fc, wall, cpu = _timed_fit(lambda: TwigaForecaster(cfg, [LIGHTGBMConfig()]), train, val)
-    out = {"train_rows": len(train), "lightgbm": {**_scores(fc, test, ercot, "lightgbm"), "fit_s": wall, "fit_cpu_s": cpu,
-                                                  "fit_speedup_vs_public_196s": round(196 / wall, 1),
-                                                  "predict_one_window_ms": _latency_ms(fc, test.iloc[:336 + 48])}}
+    out = {"train_rows": len(train),
+           "lightgbm": {**_scores(fc, test, ercot, "lightgbm"), "fit_s": wall, "fit_cpu_s": cpu,
+                        "fit_speedup_vs_public_196s": round(196 / wall, 1),
+                        "predict_one_window_ms": _latency_ms(fc, test.iloc[:336 + 48])}}
     sn = TwigaForecaster(cfg, [SEASONALNAIVEConfig(period="7D", freq="30min")]).fit(train, val)
     out["seasonal_naive_7d"] = _scores(sn, test, ercot, "seasonal_naive")
     return out
@@ -108,7 +102,7 @@ def tutorial_shape():
 
 def main():
     load = os.getloadavg()
-    res = {"runs": RUNS, "cpus": os.cpu_count(), "load_avg_at_start": [round(x, 2) for x in load], "reference": REFERENCE,
-           "hourly_2019": hourly(), "tutorial_shape_30min_2019H2": tutorial_shape()}
+    res = {"runs": RUNS, "cpus": os.cpu_count(), "load_avg_at_start": [round(x, 2) for x in load],
+           "reference": REFERENCE, "hourly_2019": hourly(), "tutorial_shape_30min_2019H2": tutorial_shape()}
     res["load_avg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     return res

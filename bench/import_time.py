@@ -1,17 +1,12 @@
 """`import twiga` cost: median of 7 fresh interpreters, minus the bare interpreter's start-up in the same run."""
-import statistics
 import subprocess
 import sys
-import time
+
+from bench._timing import median_time
 
 
 def _median_run(code, n=7):
-    times = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-c", code], check=True)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return median_time(lambda _: subprocess.run([sys.executable, "-c", code], check=True), n)[0]
 
 
 def main():

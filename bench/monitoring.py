@@ -4,20 +4,15 @@ Times `ForecastMonitor.run_data_drift` with the HTML report and summary-only (pl
 baseline in the same process, Evidently's own data drift preset run directly and saved as HTML (what the public
 library does). Medians of several runs after one warm-up call; the warm-up (which imports Evidently) is reported too.
 """
-import statistics
 import tempfile
 import time
+
+from bench._timing import median_time
 
 N_ROWS, FEATURES = 17_500, ["temperature_c", "ghi_wm2"]
 
 
-def _median(fn, n):
-    times = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+def _median(fn, n): return median_time(lambda _: fn(), n)[0]
 
 
 def _evidently_direct(reference, current, path):
@@ -49,7 +44,8 @@ def main(repeats: int = 3, summary_repeats: int = 7) -> dict:
         html_s = _median(lambda: plain.run_data_drift(current, feature_cols=FEATURES, html=True), repeats)
         summary_s = _median(lambda: plain.run_data_drift(current, feature_cols=FEATURES, html=False), summary_repeats)
         seasonal.run_data_drift(current, feature_cols=FEATURES, html=False)  # warm the reference-side memo
-        seasonal_summary_s = _median(lambda: seasonal.run_data_drift(current, feature_cols=FEATURES, html=False), summary_repeats)
+        seasonal_summary_s = _median(lambda: seasonal.run_data_drift(current, feature_cols=FEATURES, html=False),
+                                     summary_repeats)
         seasonal_html_s = _median(lambda: seasonal.run_data_drift(current, feature_cols=FEATURES, html=True), repeats)
         baseline_s = _median(lambda: _evidently_direct(reference, current, f"{d}/baseline.html"), repeats)
     return {

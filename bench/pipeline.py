@@ -18,17 +18,25 @@ prefect_env()
 
 def _direct(fc, data_path, uri):
     "The flow's steps, called one after the other as plain functions."
-    from twiga.pipeline.tasks import evaluate_model, fit_forecaster, load_data, metrics_summary, save_checkpoint, track_training
+    from twiga.pipeline.tasks import (
+        evaluate_model,
+        fit_forecaster,
+        load_data,
+        metrics_summary,
+        save_checkpoint,
+        track_training,
+    )
     train, test = load_data.fn(data_path=data_path, test_size=0.2)
     fc = fit_forecaster.fn(forecaster=fc, train_df=train)
     preds, met = evaluate_model.fn(forecaster=fc, test_df=test, history_df=train)
     ckpt = save_checkpoint.fn(forecaster=fc, metrics=metrics_summary(met))
-    return track_training.fn(forecaster=fc, train_df=train, test_df=test, predictions_df=preds, metrics_df=met, experiment="bench-direct",
-                             data_path=data_path, checkpoint_path=ckpt, tracking_uri=uri)
+    return track_training.fn(forecaster=fc, train_df=train, test_df=test, predictions_df=preds, metrics_df=met,
+                             experiment="bench-direct", data_path=data_path, checkpoint_path=ckpt, tracking_uri=uri)
 
 
 def main(n=3) -> dict:
     from prefect.testing.utilities import prefect_test_harness
+
     from twiga.core.utils import configure
     from twiga.datasets import load_ercot
     from twiga.pipeline import training_flow
@@ -46,11 +54,13 @@ def main(n=3) -> dict:
             for kind in ("direct", "flow", "flow_fn"):
                 fc, t0 = new(kind, i), time.perf_counter()
                 if kind == "direct": _direct(fc, data_path, uri)
-                elif kind == "flow": training_flow(forecaster=fc, data_path=data_path, experiment="bench-flow", tracking_uri=uri)
+                elif kind == "flow":
+                    training_flow(forecaster=fc, data_path=data_path, experiment="bench-flow", tracking_uri=uri)
                 else: training_flow.fn(forecaster=fc, data_path=data_path, experiment="bench-flow-fn", tracking_uri=uri)
                 times[kind].append(time.perf_counter() - t0)
     med = {k: statistics.median(v) for k, v in times.items()}
-    return {"rows": len(data), "runs": n, "direct_s": round(med["direct"], 2), "training_flow_prefect_s": round(med["flow"], 2),
-            "training_flow_fn_s": round(med["flow_fn"], 2), "ratio_flow_vs_direct": round(med["flow"] / med["direct"], 3),
+    return {"rows": len(data), "runs": n, "direct_s": round(med["direct"], 2),
+            "training_flow_prefect_s": round(med["flow"], 2), "training_flow_fn_s": round(med["flow_fn"], 2),
+            "ratio_flow_vs_direct": round(med["flow"] / med["direct"], 3),
             "ratio_flow_fn_vs_direct": round(med["flow_fn"] / med["direct"], 3), "goal_ratio": 1.3,
             "all_s": {k: [round(x, 2) for x in v] for k, v in times.items()}, "load_average": os.getloadavg()}

@@ -36,10 +36,11 @@ def _forecaster():
     from twiga.datasets import ERCOT_LATITUDE, ERCOT_LONGITUDE
     from twiga.models.baseline.seasonal_naive_model import SEASONALNAIVEConfig
     from twiga.models.ml import LIGHTGBMConfig
-    data = DataPipelineConfig(target_feature="demand_mwh", period="1h", latitude=ERCOT_LATITUDE, longitude=ERCOT_LONGITUDE,
-                              calendar_features=["hour", "dayofweek", "day_night"], exogenous_features=["temperature_c", "ghi_wm2"],
-                              forecast_horizon=24, lookback_window_size=168, stride=24,
-                              input_scaler=StandardScaler(), target_scaler=RobustScaler())
+    data = DataPipelineConfig(target_feature="demand_mwh", period="1h", latitude=ERCOT_LATITUDE,
+                              longitude=ERCOT_LONGITUDE, calendar_features=["hour", "dayofweek", "day_night"],
+                              exogenous_features=["temperature_c", "ghi_wm2"], forecast_horizon=24,
+                              lookback_window_size=168, stride=24, input_scaler=StandardScaler(),
+                              target_scaler=RobustScaler())
     return TwigaForecaster(data_params=data, model_params=[
         LIGHTGBMConfig(n_estimators=300, num_leaves=31, learning_rate=0.05, max_train_rows=60_000, n_jobs=1),
         SEASONALNAIVEConfig(period="1D", freq="1h")])
@@ -83,7 +84,8 @@ def _cpu_s(pids) -> float:
 
 
 def _run(flow, kind, data_path, ckpt, template, address=None):
-    res = flow(data_path=str(data_path), forecaster=template, checkpoint_dir=str(ckpt), task_runner=kind, address=address, track=False)
+    res = flow(data_path=str(data_path), forecaster=template, checkpoint_dir=str(ckpt), task_runner=kind,
+               address=address, track=False)
     assert not res.failed and len(res.results) == N_SERIES, res.failed
     return res
 
@@ -110,8 +112,9 @@ def main() -> dict:
         panel.to_parquet(base / "panel.parquet", index=False)
         template = _forecaster()
         t0 = time.perf_counter()
-        with LocalCluster(n_workers=N_WORKERS, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None) as cluster, \
-                Client(cluster) as client:
+        cluster_kw = dict(n_workers=N_WORKERS, threads_per_worker=1, processes=True, host="127.0.0.1",
+                          dashboard_address=None)
+        with LocalCluster(**cluster_kw) as cluster, Client(cluster) as client:
             cluster_start_s = time.perf_counter() - t0
             worker_pids = list(client.run(os.getpid).values())
             address = {"sequential": None, "dask": cluster.scheduler_address}
@@ -119,14 +122,16 @@ def main() -> dict:
                 _run(many_series_flow, kind, base / "panel.parquet", base / "warm", template, address[kind])
             runs = {k: {"wall": [], "cpu": [], "peak_mb": []} for k in ("sequential", "dask")}
             per_worker, used_workers, series_s = [], set(), []
-            for k in range(REPEATS):
+            for _ in range(REPEATS):
                 for kind in ("sequential", "dask"):
                     pids = [me] if kind == "sequential" else [me, *worker_pids]
                     cpu0, t = _cpu_s([me, server_pid, *worker_pids]), time.perf_counter()
-                    with PeakRSS(lambda: pids) as mem:
-                        res = _run(many_series_flow, kind, base / "panel.parquet", base / f"ckpt-{kind}", template, address[kind])
+                    with PeakRSS(lambda pids=pids: pids) as mem:
+                        res = _run(many_series_flow, kind, base / "panel.parquet", base / f"ckpt-{kind}", template,
+                                   address[kind])
                     wall, cpu = time.perf_counter() - t, _cpu_s([me, server_pid, *worker_pids]) - cpu0
-                    runs[kind]["wall"].append(round(wall, 2)); runs[kind]["cpu"].append(round(cpu, 1)); runs[kind]["peak_mb"].append(mem.peak_mb)
+                    runs[kind]["wall"].append(round(wall, 2)); runs[kind]["cpu"].append(round(cpu, 1))
+                    runs[kind]["peak_mb"].append(mem.peak_mb)
                     if kind == "dask":
                         per_worker.append(max(mem.per_pid.get(p, 0) for p in worker_pids) / 2**20)
                         used_workers |= {r.worker for r in res.results.values()}
@@ -137,16 +142,22 @@ def main() -> dict:
     assert server_pid not in (me, *worker_pids)
     med = {k: {m: statistics.median(v[m]) for m in v} for k, v in runs.items()}
     return {
-        "shape": {"series": N_SERIES, "rows_per_series": int(len(panel) / N_SERIES), "data": "ERCOT 2018 hourly, 16 derived series "
-                  "(distinct scale, level offset, 0-3 h shift and noise each; shared real weather)",
-                  "models": "LightGBM 300 trees n_jobs=1 + seasonal naive", "horizon": 24, "lookback": 168, "tracking": "off"},
-        "cluster": {"workers": N_WORKERS, "threads_per_worker": 1, "start_s": round(cluster_start_s, 1), "workers_used": len(used_workers)},
+        "shape": {"series": N_SERIES, "rows_per_series": int(len(panel) / N_SERIES),
+                  "data": "ERCOT 2018 hourly, 16 derived series "
+                          "(distinct scale, level offset, 0-3 h shift and noise each; shared real weather)",
+                  "models": "LightGBM 300 trees n_jobs=1 + seasonal naive", "horizon": 24, "lookback": 168,
+                  "tracking": "off"},
+        "cluster": {"workers": N_WORKERS, "threads_per_worker": 1, "start_s": round(cluster_start_s, 1),
+                    "workers_used": len(used_workers)},
         "sequential": {"wall_s": runs["sequential"]["wall"], "cpu_s": runs["sequential"]["cpu"],
-                       "median_wall_s": med["sequential"]["wall"], "cpu_per_wall": round(med["sequential"]["cpu"] / med["sequential"]["wall"], 2)},
+                       "median_wall_s": med["sequential"]["wall"],
+                       "cpu_per_wall": round(med["sequential"]["cpu"] / med["sequential"]["wall"], 2)},
         "dask_2_workers": {"wall_s": runs["dask"]["wall"], "cpu_s": runs["dask"]["cpu"],
-                           "median_wall_s": med["dask"]["wall"], "cpu_per_wall": round(med["dask"]["cpu"] / med["dask"]["wall"], 2)},
+                           "median_wall_s": med["dask"]["wall"],
+                           "cpu_per_wall": round(med["dask"]["cpu"] / med["dask"]["wall"], 2)},
         "speedup_x": round(med["sequential"]["wall"] / med["dask"]["wall"], 2),
-        "speedup_x_per_pair": [round(a / b, 2) for a, b in zip(runs["sequential"]["wall"], runs["dask"]["wall"])],
+        "speedup_x_per_pair": [round(a / b, 2)
+                               for a, b in zip(runs["sequential"]["wall"], runs["dask"]["wall"], strict=True)],
         "cpu_overhead_x": round(med["dask"]["cpu"] / med["sequential"]["cpu"], 2),
         "median_series_task_s_sequential": round(statistics.median(series_s), 2),
         "peak_rss_mb": {"sequential_main": statistics.median(runs["sequential"]["peak_mb"]),

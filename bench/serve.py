@@ -15,6 +15,8 @@ import threading
 import time
 from pathlib import Path
 
+from bench._timing import timings
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
@@ -41,15 +43,17 @@ def _fit_versions(ckpt: Path):
     from twiga.models.ml import LIGHTGBMConfig
     df = load_ercot("2017-01-01", "2019-03-01", freq="30min")
     train = df[df["timestamp"] < "2018-11-01T00:00:00Z"].reset_index(drop=True)
-    val = df[(df["timestamp"] >= "2018-11-01T00:00:00Z") & (df["timestamp"] < "2019-01-01T00:00:00Z")].reset_index(drop=True)
+    val = df[(df["timestamp"] >= "2018-11-01T00:00:00Z") & (df["timestamp"] < "2019-01-01T00:00:00Z")]
+    val = val.reset_index(drop=True)
     test = df[df["timestamp"] >= "2019-01-01T00:00:00Z"].reset_index(drop=True)
     template = make_forecaster(ckpt)
     def fit(config, val_df):
-        fc = TwigaForecaster(data_params=template.data_params, model_params=[config], train_params=template.train_params)
+        fc = TwigaForecaster(data_params=template.data_params, model_params=[config],
+                             train_params=template.train_params)
         fc.fit(train, val_df).on_save_checkpoint()
         return fc
     t0 = time.perf_counter()
-    fc = fit(LIGHTGBMConfig(max_train_rows=150_000), val)  # default trees, leaves, rates; fewer sampled rows to fit faster
+    fc = fit(LIGHTGBMConfig(max_train_rows=150_000), val)  # default trees, leaves, rates; fewer rows sampled: faster
     fit_s = time.perf_counter() - t0
     fit(LIGHTGBMConfig(n_estimators=200, seed=7, max_train_rows=50_000), None)
     return fc, test, fit_s
@@ -64,18 +68,15 @@ def _in_process(ckpt, report_dir, frames, bodies, fc, n=300):
     from fastapi.testclient import TestClient
 
     from twiga.serve import create_app
-    direct = []
-    for i in range(n):
-        t0 = time.perf_counter(); fc.forecast(frames[i % len(frames)], ensemble_strategy="mean"); direct.append(time.perf_counter() - t0)
+    direct, _, _ = timings(lambda i: fc.forecast(frames[i % len(frames)], ensemble_strategy="mean"), n)
     app = create_app(make_forecaster(ckpt), report_dir=report_dir, title="bench")
     c = TestClient(app)
-    for b in bodies: assert c.post("/predict", content=b, headers={"content-type": "application/json"}).status_code == 200
-    lat = []
-    for i in range(n):
-        t0 = time.perf_counter()
-        r = c.post("/predict", content=bodies[i % len(bodies)], headers={"content-type": "application/json"})
-        lat.append(time.perf_counter() - t0)
-        assert r.status_code == 200
+    post = lambda b: c.post("/predict", content=b, headers={"content-type": "application/json"}).status_code
+    for b in bodies: assert post(b) == 200
+    def predict(i):
+        status = post(bodies[i % len(bodies)])
+        assert status == 200, status
+    lat, _, _ = timings(predict, n)
     return _ms(direct), _ms(lat)
 
 
@@ -104,22 +105,25 @@ def _load(port, bodies, seconds, reload_every=None, refs=None, concurrency=CONCU
     reloads, k = [], 0
     while time.perf_counter() - t0 < seconds:
         k += 1
-        time.sleep(max(0.0, t0 + k * (reload_every or 0.2) - time.perf_counter()))  # on a fixed grid: one reload per second
+        time.sleep(max(0.0, t0 + k * (reload_every or 0.2) - time.perf_counter()))  # a fixed grid: a reload a second
         if reload_every and time.perf_counter() - t0 < seconds:
             reloads.append(request(port, "POST", "/reload", {"version": 1 + len(reloads) % 2})[0])
     stop.set()
     for t in threads: t.join(120)
     elapsed = time.perf_counter() - t0
-    out = {**_ms(lat), "requests_per_s": round(len(lat) / elapsed, 1), "failed": len(fails), "seconds": round(elapsed, 1)}
+    out = {**_ms(lat), "requests_per_s": round(len(lat) / elapsed, 1), "failed": len(fails),
+           "seconds": round(elapsed, 1)}
     if fails: out["first_failures"] = [str(f) for f in fails[:3]]
     if reload_every:
-        out |= {"reloads": len(reloads), "reloads_failed": sum(s != 200 for s in reloads), "inconsistent_answers": inconsistent[0]}
+        out |= {"reloads": len(reloads), "reloads_failed": sum(s != 200 for s in reloads),
+                "inconsistent_answers": inconsistent[0]}
     return out
 
 
 def _rss_mb(pid) -> float:
     "Resident memory of a process (Linux /proc; a single-worker uvicorn serves in its own process)."
-    kb = next(int(l.split()[1]) for l in Path(f"/proc/{pid}/status").read_text().splitlines() if l.startswith("VmRSS:"))
+    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    kb = next(int(line.split()[1]) for line in lines if line.startswith("VmRSS:"))
     return round(kb / 1024, 1)
 
 
@@ -195,6 +199,7 @@ def _heavy_imports(ckpt, base) -> list[str]:
     code = ("import sys, json; from fastapi.testclient import TestClient; from twiga.serve import app_from_env; "
             "c = TestClient(app_from_env()); c.get('/health'); "
             "print(json.dumps([m for m in ('mlflow', 'prefect', 'evidently') if m in sys.modules]))")
-    env = {**os.environ, "TWIGA_MODEL_CHECKPOINT_DIR": str(ckpt), "TWIGA_SERVE_REPORT_DIR": str(base / "reports-imports")}
+    env = {**os.environ, "TWIGA_MODEL_CHECKPOINT_DIR": str(ckpt),
+           "TWIGA_SERVE_REPORT_DIR": str(base / "reports-imports")}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])

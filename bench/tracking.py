@@ -22,10 +22,12 @@ def _forecaster():
     from twiga.models.ml import LIGHTGBMConfig
 
     df = load_ercot("2019-01-01", "2019-04-01")
-    data = DataPipelineConfig(target_feature="demand_mwh", period="1h", latitude=ERCOT_LATITUDE, longitude=ERCOT_LONGITUDE,
-                              calendar_features=["hour", "day_night"], exogenous_features=["temperature_c", "ghi_wm2"],
-                              forecast_horizon=24, lookback_window_size=168, input_scaler=StandardScaler())
-    fc = TwigaForecaster(data_params=data, model_params=[SEASONALNAIVEConfig(period="1D", freq="1h"), LIGHTGBMConfig(n_estimators=100)])
+    data = DataPipelineConfig(target_feature="demand_mwh", period="1h", latitude=ERCOT_LATITUDE,
+                              longitude=ERCOT_LONGITUDE, calendar_features=["hour", "day_night"],
+                              exogenous_features=["temperature_c", "ghi_wm2"], forecast_horizon=24,
+                              lookback_window_size=168, input_scaler=StandardScaler())
+    fc = TwigaForecaster(data_params=data,
+                         model_params=[SEASONALNAIVEConfig(period="1D", freq="1h"), LIGHTGBMConfig(n_estimators=100)])
     return fc.fit(df), df
 
 

@@ -128,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         if have == text:
             print(f"{a.out.name} is in sync with {a.notebook.name}")
             return 0
-        sys.stdout.writelines(difflib.unified_diff(have.splitlines(True), text.splitlines(True), str(a.out), "generated"))
+        sys.stdout.writelines(difflib.unified_diff(have.splitlines(True), text.splitlines(True), str(a.out),
+                                                   "generated"))
         print(f"\n{a.out.name} is out of date: run `python scripts/build_readme.py` and commit it.", file=sys.stderr)
         return 1
     a.out.write_text(text)

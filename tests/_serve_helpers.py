@@ -1,5 +1,6 @@
 """Shared machinery of the serving tests and benchmark: small forecasters fitted on the bundled ERCOT data, and
-a real uvicorn process on 127.0.0.1 that is always stopped (by its pid) when the test ends."""
+a real uvicorn process on 127.0.0.1 that is always stopped (by its pid) when the test ends: `wait_healthy` and
+`stop_group` serve any server a test starts in its own process group."""
 from __future__ import annotations
 
 import http.client
@@ -31,13 +32,14 @@ def ercot_split(cut="2018-05-15T00:00:00Z", start="2018-02-01", end="2018-07-01"
 def make_forecaster(checkpoint_dir, n_estimators=60, seed=42, horizon=HORIZON, lookback=LOOKBACK, models=("lightgbm",)):
     "An unfitted forecaster of the benchmark's shape whose checkpoints go to `checkpoint_dir`."
     from sklearn.preprocessing import RobustScaler, StandardScaler
+
     from twiga import TwigaForecaster
     from twiga.core.config import DataPipelineConfig, ForecasterConfig
     from twiga.datasets import ERCOT_LATITUDE, ERCOT_LONGITUDE
     from twiga.models.baseline.seasonal_naive_model import SEASONALNAIVEConfig
     from twiga.models.ml import LIGHTGBMConfig
-    data = DataPipelineConfig(target_feature="demand_mwh", period="30min", latitude=ERCOT_LATITUDE, longitude=ERCOT_LONGITUDE,
-                              calendar_features=["hour", "dayofweek", "day_night"],
+    data = DataPipelineConfig(target_feature="demand_mwh", period="30min", latitude=ERCOT_LATITUDE,
+                              longitude=ERCOT_LONGITUDE, calendar_features=["hour", "dayofweek", "day_night"],
                               exogenous_features=["temperature_c", "ghi_wm2", "specific_humidity"],
                               forecast_horizon=horizon, lookback_window_size=lookback, stride=horizon,
                               input_scaler=StandardScaler(), target_scaler=RobustScaler())
@@ -67,6 +69,39 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def stop_group(proc: subprocess.Popen, timeout: float = 20) -> None:
+    "Stop a process started with `start_new_session=True` and its whole group (uvicorn and its workers, by pid)."
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+        except ProcessLookupError: pass
+    try: os.killpg(proc.pid, signal.SIGKILL)  # workers the leader left behind in its group
+    except ProcessLookupError: pass
+
+
+def loaded(status: int, body) -> bool:
+    "A twiga server is ready when /health answers 200 with a loaded model."
+    return status == 200 and isinstance(body, dict) and bool(body.get("loaded"))
+
+
+def wait_healthy(port: int, proc: subprocess.Popen, log: Path, timeout: float = 90.0, path: str = "/health",
+                 ready=loaded) -> None:
+    "Poll 127.0.0.1:`port``path` until `ready(status, body)`; raise with the log's tail if `proc` exits or time is up."
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server exited with {proc.returncode}:\n{log.read_text(errors='replace')[-5000:]}")
+        try:
+            if ready(*request(port, "GET", path, timeout=5)): return
+        except OSError: pass
+        time.sleep(0.05)
+    raise TimeoutError(f"the server was not ready in {timeout} s:\n{log.read_text(errors='replace')[-5000:]}")
+
+
 def request(port, method, path, body=None, headers=None, timeout=60, raw=None):
     "One HTTP request on a fresh connection; returns (status, parsed JSON or text)."
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
@@ -90,7 +125,8 @@ class Client:
         for attempt in range(2):
             if self.conn is None: self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
             try:
-                self.conn.request("POST", path, body=data, headers={"content-type": "application/json", **(headers or {})})
+                self.conn.request("POST", path, body=data,
+                                  headers={"content-type": "application/json", **(headers or {})})
                 r = self.conn.getresponse()
                 return r.status, r.read()
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
@@ -106,13 +142,14 @@ class Server:
     "A real uvicorn process serving `twiga.serve:app_from_env` (or `run_server`) on 127.0.0.1."
     def __init__(self, checkpoint_dir, report_dir, workers=1, env=None, via_run_server=False, log_path=None):
         self.port, self.workers, self.via_run_server = free_port(), workers, via_run_server
-        self.env = {**os.environ, "TWIGA_MODEL_CHECKPOINT_DIR": str(checkpoint_dir), "TWIGA_SERVE_REPORT_DIR": str(report_dir),
-                    "TWIGA_SERVE_RELOAD_POLL_SECONDS": "0.5", "TWIGA_LOG_LEVEL": "INFO", **(env or {})}
+        self.env = {**os.environ, "TWIGA_MODEL_CHECKPOINT_DIR": str(checkpoint_dir),
+                    "TWIGA_SERVE_REPORT_DIR": str(report_dir), "TWIGA_SERVE_RELOAD_POLL_SECONDS": "0.5",
+                    "TWIGA_LOG_LEVEL": "INFO", **(env or {})}
         self.env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         self.log_path = Path(log_path or Path(report_dir) / f"uvicorn-{self.port}.log")
         self.proc = None
 
-    def start(self, timeout=90.0) -> "Server":
+    def start(self, timeout=90.0) -> Server:
         if self.via_run_server:
             code = (f"from twiga.serve import run_server; run_server(host='127.0.0.1', port={self.port}, "
                     f"workers={self.workers}, log_level='warning')")
@@ -123,33 +160,19 @@ class Server:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self.log = open(self.log_path, "wb")
         self.t0 = time.perf_counter()
-        self.proc = subprocess.Popen(cmd, env=self.env, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
-        self.healthy_after = self.wait_healthy(timeout)
+        self.proc = subprocess.Popen(cmd, env=self.env, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        wait_healthy(self.port, self.proc, self.log_path, timeout)
+        self.healthy_after = time.perf_counter() - self.t0  # seconds from start until /health has a loaded model
         return self
-
-    def wait_healthy(self, timeout) -> float:
-        "Seconds from start until /health answers with a loaded model."
-        deadline = time.perf_counter() + timeout
-        while time.perf_counter() < deadline:
-            if self.proc.poll() is not None: raise RuntimeError(f"uvicorn exited with {self.proc.returncode}:\n{self.logs()}")
-            try:
-                status, body = request(self.port, "GET", "/health", timeout=5)
-                if status == 200 and body.get("loaded"): return time.perf_counter() - self.t0
-            except OSError: pass
-            time.sleep(0.05)
-        raise TimeoutError(f"uvicorn did not become healthy in {timeout} s:\n{self.logs()}")
 
     def logs(self) -> str:
         self.log.flush()
         return self.log_path.read_text(errors="replace")[-5000:]
 
     def stop(self):
-        if self.proc is None or self.proc.poll() is not None: return
-        os.killpg(self.proc.pid, signal.SIGTERM)  # the process group we started: uvicorn and its workers
-        try: self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
+        if self.proc is None: return
+        stop_group(self.proc)
         self.log.close()
 
     def __enter__(self): return self.start()

@@ -7,7 +7,6 @@ import json
 import time
 
 import pytest
-
 from _pipeline_helpers import ROOT, write_slices
 
 pytestmark = pytest.mark.timeout(900)
@@ -16,6 +15,7 @@ pytestmark = pytest.mark.timeout(900)
 def test_quickstart_runs_the_lifecycle(tmp_path):
     from mlflow import MlflowClient
     from rich.console import Console
+
     from twiga.checkpoints import CheckpointStore
     from twiga.pipeline.jobs import quickstart
     uri = f"sqlite:///{tmp_path}/mlflow.db"
@@ -24,15 +24,18 @@ def test_quickstart_runs_the_lifecycle(tmp_path):
     out = quickstart(tmp_path / "qs", quick=True, tracking_uri=uri, console=Console(file=buf, width=140))
     print(f"quickstart(quick=True): {time.perf_counter() - t0:.1f} s")
     text = buf.getvalue()
-    for step in ("Load the bundled ERCOT data", "Fit lightgbm and seasonal_naive", "Evaluate on the test month", "Save a checkpoint",
+    for step in ("Load the bundled ERCOT data", "Fit lightgbm and seasonal_naive", "Evaluate on the test month",
+                 "Save a checkpoint",
                  "Track the run in MLflow", "Check the test month's weather for drift"):
         assert f"✓ {step}" in text, text
     assert "twiga serve" in text and out["checkpoint_path"] in text and "mlflow ui --backend-store-uri" in text
     assert CheckpointStore(out["checkpoint_path"]).current_version() == out["checkpoint_version"] == 1
     assert out["metrics"]["lightgbm"]["mae"] < out["metrics"]["seasonal_naive"]["mae"], out["metrics"]
     run = MlflowClient(uri).get_run(out["mlflow_run_id"])
-    assert run.info.status == "FINISHED" and run.data.metrics["lightgbm.mae"] == pytest.approx(out["metrics"]["lightgbm"]["mae"])
-    assert MlflowClient(uri).search_logged_models(experiment_ids=[run.info.experiment_id])[0].source_run_id == run.info.run_id
+    assert run.info.status == "FINISHED"
+    assert run.data.metrics["lightgbm.mae"] == pytest.approx(out["metrics"]["lightgbm"]["mae"])
+    (logged, *_) = MlflowClient(uri).search_logged_models(experiment_ids=[run.info.experiment_id])
+    assert logged.source_run_id == run.info.run_id
     assert out["report_path"].endswith(".html") and (tmp_path / "qs" / "reports").is_dir()
     assert (tmp_path / "qs" / "forecaster.toml").is_file() and (tmp_path / "qs" / "data" / "ercot.parquet").is_file()
 
@@ -40,25 +43,28 @@ def test_quickstart_runs_the_lifecycle(tmp_path):
 def test_papermill_job_runs_the_flow_and_logs_the_executed_notebook(tmp_path):
     "CI's papermill run: the job notebook on a slice of the bundled data, its executed copy an artefact of the run."
     import nbformat
+    from _pipeline_helpers import make_forecaster
     from mlflow import MlflowClient
+
     from twiga.checkpoints import CheckpointStore
     from twiga.pipeline.jobs import retrain_notebook, run_retrain_job
     from twiga.pipeline.tasks import read_frame
-    from _pipeline_helpers import make_forecaster
     assert retrain_notebook() == ROOT / "nbs" / "jobs" / "retrain.ipynb"
     paths = write_slices(tmp_path / "data")
     ckpt = tmp_path / "checkpoints"
     make_forecaster(ckpt).fit(read_frame(paths["reference"])).on_save_checkpoint()
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    params = dict(reference_data_path=str(paths["reference"]), current_data_path=str(paths["current"]), checkpoint_dir=str(ckpt),
-                  experiment="job-test", run_name="papermill", report_dir=str(tmp_path / "reports"), drift_threshold=0.5)
+    params = dict(reference_data_path=str(paths["reference"]), current_data_path=str(paths["current"]),
+                  checkpoint_dir=str(ckpt), experiment="job-test", run_name="papermill",
+                  report_dir=str(tmp_path / "reports"), drift_threshold=0.5)
     out = run_retrain_job(tmp_path / "runs" / "retrain-test.ipynb", params, tracking_uri=uri)
     r = out["result"]
     assert r.retrained and r.promoted and r.checkpoint_version == 2 == CheckpointStore(ckpt).current_version(), r.reason
     nb = nbformat.read(out["output_path"], as_version=4)
     injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert len(injected) == 1 and str(paths["current"]) in injected[0].source
-    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+              if o.get("output_type") == "error"]
     assert errors == []
     text = "\n".join(json.dumps(o) for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
     assert r.reason in text and "promoted as version 2" in text
@@ -72,11 +78,13 @@ def test_papermill_job_runs_the_flow_and_logs_the_executed_notebook(tmp_path):
 
 def test_a_failing_job_still_leaves_its_notebook_in_a_failed_run(tmp_path):
     from mlflow import MlflowClient
+
     from twiga.core.errors import TwigaError
     from twiga.pipeline.jobs import run_retrain_job
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    params = dict(reference_data_path=str(tmp_path / "missing.parquet"), current_data_path=str(tmp_path / "missing.parquet"),
-                  checkpoint_dir=str(tmp_path / "no-checkpoints"), experiment="job-fail")
+    params = dict(reference_data_path=str(tmp_path / "missing.parquet"),
+                  current_data_path=str(tmp_path / "missing.parquet"), checkpoint_dir=str(tmp_path / "no-checkpoints"),
+                  experiment="job-fail")
     with pytest.raises(TwigaError, match="The retraining job notebook failed: NotFittedError"):
         run_retrain_job(tmp_path / "failed.ipynb", params, tracking_uri=uri)
     client = MlflowClient(uri)

@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 
 import pytest
-
-from _pipeline_helpers import make_forecaster
+from _pipeline_helpers import make_forecaster, task_runs
 
 pytestmark = pytest.mark.timeout(900)
 N_SERIES = 4
@@ -44,17 +42,10 @@ def panel(tmp_path_factory):
 
 
 def task_run_states(flow_run_id, n, timeout=30.0) -> dict[str, str]:
-    "Name -> state of the flow run's task runs as the Prefect API records them (they arrive as events: poll, bounded)."
-    from prefect import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-    deadline, states = time.monotonic() + timeout, {}
-    while time.monotonic() < deadline:
-        with get_client(sync_client=True) as client:
-            runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
-        states = {r.name: r.state_type.value for r in runs if r.state_type is not None}
-        if len(states) >= n and all(s == "COMPLETED" for s in states.values()): break
-        time.sleep(0.5)
-    return states
+    "Name -> state of the flow run's task runs, once `n` of them have completed (or the time is up)."
+    def states(runs): return {r.name: r.state_type.value for r in runs if r.state_type is not None}
+    def done(runs): return len(s := states(runs)) >= n and all(v == "COMPLETED" for v in s.values())
+    return states(task_runs(flow_run_id, done, timeout))
 
 
 def test_many_series_flow_on_a_dask_cluster(prefect_server, cluster, panel, monkeypatch):
@@ -112,7 +103,8 @@ def test_many_series_flow_on_a_dask_cluster(prefect_server, cluster, panel, monk
         assert (int(mv.version), mv.run_id, mv.tags["checkpoint_version"]) == (1, r.mlflow_run_id, "1")
     parent = client.get_run(res.mlflow_run_id)
     assert (parent.data.metrics["n_series"], parent.data.metrics["n_failed"]) == (N_SERIES, 0)
-    assert parent.data.metrics["feeder-03.lightgbm.mae"] == pytest.approx(res.results["feeder-03"].metrics["lightgbm"]["mae"])
+    assert parent.data.metrics["feeder-03.lightgbm.mae"] == pytest.approx(
+        res.results["feeder-03"].metrics["lightgbm"]["mae"])
 
     # Prefect recorded one completed task run per series
     states = task_run_states(state.state_details.flow_run_id, N_SERIES)
@@ -120,17 +112,19 @@ def test_many_series_flow_on_a_dask_cluster(prefect_server, cluster, panel, monk
 
 
 def test_many_series_flow_on_a_process_pool(prefect_server, panel, tmp_path):
-    "The one-machine alternative without a cluster: Prefect's ProcessPoolTaskRunner, tracking to SQLite from each process."
+    "The one-machine alternative to a cluster: Prefect's ProcessPoolTaskRunner, tracking to SQLite from each process."
     from mlflow import MlflowClient
 
     from twiga.pipeline.many import many_series_flow
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    res = many_series_flow(data_path=str(panel["path"]), forecaster=make_forecaster(tmp_path / "unused", n_estimators=20),
-                           series=panel["ids"][:3], checkpoint_dir=str(tmp_path / "checkpoints"), task_runner="processes",
-                           max_workers=2, tracking_uri=uri, experiment="pool-many", log_model=False, register_model=False)
+    res = many_series_flow(data_path=str(panel["path"]),
+                           forecaster=make_forecaster(tmp_path / "unused", n_estimators=20), series=panel["ids"][:3],
+                           checkpoint_dir=str(tmp_path / "checkpoints"), task_runner="processes", max_workers=2,
+                           tracking_uri=uri, experiment="pool-many", log_model=False, register_model=False)
     assert (list(res.results), res.failed, res.task_runner) == (panel["ids"][:3], {}, "ProcessPoolTaskRunner")
     pids = {int(r.worker.rsplit(":", 1)[1]) for r in res.results.values()}
     assert os.getpid() not in pids and 1 <= len(pids) <= 2
     client = MlflowClient(uri)
-    runs = client.search_runs([client.get_experiment_by_name("pool-many").experiment_id], filter_string="tags.`twiga.flow` = 'many_series'")
+    runs = client.search_runs([client.get_experiment_by_name("pool-many").experiment_id],
+                              filter_string="tags.`twiga.flow` = 'many_series'")
     assert sorted(r.data.tags.get("twiga.series_id", "parent") for r in runs) == sorted([*panel["ids"][:3], "parent"])

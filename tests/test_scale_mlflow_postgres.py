@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
-
-from _mlflow_helpers import ENV, POSTGRES_INSTALL, Postgres, postgres_bindir, start_mlflow_server, stop_group
+from _mlflow_helpers import ENV, POSTGRES_INSTALL, Postgres, postgres_bindir, start_mlflow_server
 from _pipeline_helpers import make_forecaster
+from _serve_helpers import stop_group
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.timeout(600)
@@ -59,7 +59,8 @@ def tracking_env(server, monkeypatch):
 def test_backend_is_postgres(server):
     # the server created MLflow's schema in our database: the tables live in PostgreSQL, not in a file
     tables = {t for (t,) in server["pg"].query("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
-    assert {"experiments", "runs", "params", "metrics", "registered_models", "model_versions", "registered_model_aliases"} <= tables
+    assert {"experiments", "runs", "params", "metrics", "registered_models", "model_versions",
+            "registered_model_aliases"} <= tables
     assert not list(server["dir"].glob("*.db"))
 
 
@@ -70,14 +71,17 @@ def test_tracker_registers_and_moves_the_champion_alias(tracking_env):
     from twiga.tracking import TwigaTracker
 
     df = load_ercot("2019-01-01", "2019-03-01")
-    train, test = df[df.timestamp < "2019-02-15"].reset_index(drop=True), df[df.timestamp >= "2019-02-01"].reset_index(drop=True)
-    fc = make_forecaster(tracking_env["dir"] / "unused", models=("lightgbm", "seasonal_naive"), n_estimators=20).fit(train)
+    train = df[df.timestamp < "2019-02-15"].reset_index(drop=True)
+    test = df[df.timestamp >= "2019-02-01"].reset_index(drop=True)
+    fc = make_forecaster(
+        tracking_env["dir"] / "unused", models=("lightgbm", "seasonal_naive"), n_estimators=20).fit(train)
     preds, met = fc.evaluate_point_forecast(test)
     runs, versions = [], []
     for i in range(2):
         with TwigaTracker(run_name=f"pg-run-{i}") as tracker:
             assert tracker.tracking_uri == tracking_env["url"]
-            tracker.log_dataset(train, name="ercot-train", source="twiga/data/ercot_2015_2019.parquet", targets="demand_mwh")
+            tracker.log_dataset(train, name="ercot-train", source="twiga/data/ercot_2015_2019.parquet",
+                                targets="demand_mwh")
             tracker.log_forecaster_metadata(fc)
             tracker.log_evaluation(met, results_df=preds)
             tracker.log_model(fc, sample_input=test.head(200))
@@ -96,8 +100,10 @@ def test_tracker_registers_and_moves_the_champion_alias(tracking_env):
 
     # what the client read through the server is what PostgreSQL holds
     pg = tracking_env["pg"]
-    assert pg.query("SELECT alias, version FROM registered_model_aliases WHERE name = 'pg-feeder'") == [("champion", versions[1])]
-    assert sorted(pg.query("SELECT version, run_id FROM model_versions WHERE name = 'pg-feeder'")) == list(zip(versions, runs))
+    aliases = pg.query("SELECT alias, version FROM registered_model_aliases WHERE name = 'pg-feeder'")
+    assert aliases == [("champion", versions[1])]
+    registered = sorted(pg.query("SELECT version, run_id FROM model_versions WHERE name = 'pg-feeder'"))
+    assert registered == list(zip(versions, runs, strict=True))
     assert {r for (r,) in pg.query("SELECT run_uuid FROM runs WHERE status = 'FINISHED'")} >= set(runs)
     # artefacts went through the server into its local artefact root
     assert any(p.name == "forecaster.pkl" for p in (tracking_env["dir"] / "artifacts").rglob("*"))
@@ -121,9 +127,11 @@ with TwigaTracker(run_name=f"writer-{worker}", tags={"worker": worker}) as track
     tracker.log_params({"worker": worker, "model": {"num_leaves": 8 * (worker + 1), "learning_rate": 0.05}})
     for step in range(25):
         tracker.log_metrics({"loss": 1.0 / (step + 1) + worker, "rows": len(df)}, step=step)
-    digest = tracker.log_dataset(df, name=f"slice-{worker}", source="twiga/data/ercot_2015_2019.parquet", targets="demand_mwh")
+    digest = tracker.log_dataset(df, name=f"slice-{worker}", source="twiga/data/ercot_2015_2019.parquet",
+                                 targets="demand_mwh")
     tracker.set_tags({"done": "yes"})
-print(json.dumps({"worker": worker, "run_id": tracker.run_id, "digest": digest, "rows": len(df), "start": t0, "end": time.time()}))
+print(json.dumps({"worker": worker, "run_id": tracker.run_id, "digest": digest, "rows": len(df), "start": t0,
+                  "end": time.time()}))
 """
 
 
@@ -133,8 +141,8 @@ def test_four_processes_log_runs_at_once(tracking_env, tmp_path):
     signals = tmp_path / "signals"
     signals.mkdir()
     env = {**os.environ, **ENV, "TWIGA_MLFLOW_EXPERIMENT": "pg-concurrent", "TWIGA_LOG_LEVEL": "WARNING"}
-    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(signals), str(i)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for i in range(N_WRITERS)]
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(signals), str(i)], cwd=ROOT, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(N_WRITERS)]
     try:
         deadline = time.monotonic() + 240
         while len(list(signals.glob("ready-*"))) < N_WRITERS:
@@ -167,4 +175,5 @@ def test_four_processes_log_runs_at_once(tracking_env, tmp_path):
         (inp,) = run.inputs.dataset_inputs
         assert (inp.dataset.name, inp.dataset.digest) == (f"slice-{r['worker']}", r["digest"])
         assert json.loads(inp.dataset.profile)["num_rows"] == r["rows"]
-    assert tracking_env["pg"].query(f"SELECT count(*) FROM runs WHERE experiment_id = {int(exp.experiment_id)}") == [(N_WRITERS,)]
+    assert tracking_env["pg"].query(
+        f"SELECT count(*) FROM runs WHERE experiment_id = {int(exp.experiment_id)}") == [(N_WRITERS,)]

@@ -10,7 +10,6 @@ import threading
 import time
 
 import pytest
-
 from _pipeline_helpers import make_forecaster, write_slices
 from _serve_helpers import Client, Server, records, request
 
@@ -21,8 +20,10 @@ N_REPLICAS, CONVERGE_S = 3, 10.0
 class Load:
     "One client thread per replica posting /predict in a loop (bounded in count and time), recording every answer."
     def __init__(self, servers, body: bytes, pause=0.05, max_requests=3000, max_seconds=240):
-        self.servers, self.body, self.pause, self.max_requests, self.max_seconds = servers, body, pause, max_requests, max_seconds
-        self.stop, self.lock, self.results = threading.Event(), threading.Lock(), []  # (replica, time sent, status, version, forecasts)
+        self.servers, self.body, self.pause = servers, body, pause
+        self.max_requests, self.max_seconds = max_requests, max_seconds
+        self.stop, self.lock = threading.Event(), threading.Lock()
+        self.results = []  # (replica, time sent, status, version, forecasts)
         self.threads = [threading.Thread(target=self._loop, args=(i,), daemon=True) for i in range(len(servers))]
 
     def _loop(self, i):
@@ -77,7 +78,8 @@ def test_replicas_follow_a_promotion_and_a_rollback(prefect_server, tmp_path):
     current = read_frame(paths["current"])
     body = json.dumps({"records": records(current.tail(168 + 24).head(168))}).encode()  # one lookback window
 
-    servers = [Server(ckpt, tmp_path / f"reports-{i}", env={"TWIGA_SERVE_RELOAD_POLL_SECONDS": "2"}) for i in range(N_REPLICAS)]
+    servers = [Server(ckpt, tmp_path / f"reports-{i}", env={"TWIGA_SERVE_RELOAD_POLL_SECONDS": "2"})
+               for i in range(N_REPLICAS)]
     try:
         for s in servers: s.start()
         assert len({s.port for s in servers}) == N_REPLICAS and versions(servers) == [1] * N_REPLICAS
@@ -87,7 +89,8 @@ def test_replicas_follow_a_promotion_and_a_rollback(prefect_server, tmp_path):
             # the flow promotes the challenger and tells replica 0 only
             state = retraining_flow(checkpoint_dir=str(ckpt), reference_data_path=str(paths["reference"]),
                                     current_data_path=str(paths["current"]), drift_threshold=0.5, track=False,
-                                    report_dir=str(tmp_path / "flow-reports"), fastapi_reload_url=f"http://127.0.0.1:{servers[0].port}", return_state=True)
+                                    report_dir=str(tmp_path / "flow-reports"),
+                                    fastapi_reload_url=f"http://127.0.0.1:{servers[0].port}", return_state=True)
             assert state.is_completed(), state
             r = state.result()
             assert (r.promoted, r.checkpoint_version, r.reload_status) == (True, 2, 200), r.reason

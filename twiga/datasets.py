@@ -9,6 +9,7 @@ from importlib.resources import files
 
 import pandas as pd
 
+from .core.config import parse_period
 from .core.errors import InvalidInputError
 
 # %% auto #0
@@ -36,8 +37,8 @@ def _utc(t) -> pd.Timestamp:
 
 def _resample(df: pd.DataFrame, freq: str) -> pd.DataFrame:
     "Put `df` on a regular `freq` grid, interpolating linearly between hours (values are hourly rates)."
-    try: step = pd.Timedelta(pd.tseries.frequencies.to_offset(freq))
-    except (ValueError, TypeError): raise InvalidInputError(f"Argument `freq` must be a pandas frequency such as '30min'. Got {freq!r}.") from None
+    try: step = parse_period(freq, "freq")
+    except ValueError as e: raise InvalidInputError(str(e)) from None
     if len(df) == 0: return df
     idx = pd.date_range(df["timestamp"].iloc[0], df["timestamp"].iloc[-1], freq=step)
     out = df.set_index("timestamp").reindex(df["timestamp"].tolist() + list(idx)).sort_index()
@@ -45,7 +46,8 @@ def _resample(df: pd.DataFrame, freq: str) -> pd.DataFrame:
     missing = df.set_index("timestamp")["demand_mwh"].isna()
     out = out.interpolate(method="time", limit_area="inside").reindex(idx)
     # keep real gaps as gaps: a step is missing if the hour it falls in, or the next one, is missing
-    gap = missing.reindex(idx.floor("h")).fillna(False).to_numpy() | missing.reindex(idx.ceil("h")).fillna(False).to_numpy()
+    missing_at = lambda t: missing.reindex(t).fillna(False).to_numpy()
+    gap = missing_at(idx.floor("h")) | missing_at(idx.ceil("h"))
     out.loc[gap, "demand_mwh"] = float("nan")
     return out.rename_axis("timestamp").reset_index()
 
@@ -58,15 +60,18 @@ def split_by_time(df: pd.DataFrame,
                  ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     "Split `df` into (train, validation, test) frames at `val_start` and `test_start`."
     if date_col not in df.columns:
-        raise InvalidInputError(f"Argument `date_col` names a column that is not in the data. Got {date_col!r}; columns are {list(df.columns)}.")
+        raise InvalidInputError(f"Argument `date_col` names a column that is not in the data. Got {date_col!r}; "
+                                f"columns are {list(df.columns)}.")
     ts = pd.to_datetime(df[date_col], utc=True)
-    bounds = {k: _utc(v) for k, v in dict(val_start=val_start, test_start=test_start, test_end=test_end or ts.max() + pd.Timedelta("1ns")).items()}
+    bounds = dict(val_start=_utc(val_start), test_start=_utc(test_start),
+                  test_end=_utc(test_end) if test_end else ts.max() + pd.Timedelta("1ns"))
     if not bounds["val_start"] < bounds["test_start"] < bounds["test_end"]:
-        raise InvalidInputError(f"Arguments must satisfy `val_start` < `test_start` < `test_end`. Got {val_start!r}, {test_start!r}, {test_end!r}.")
+        raise InvalidInputError(f"Arguments must satisfy `val_start` < `test_start` < `test_end`. Got {val_start!r}, "
+                                f"{test_start!r}, {test_end!r}.")
     parts = (ts < bounds["val_start"], (ts >= bounds["val_start"]) & (ts < bounds["test_start"]),
              (ts >= bounds["test_start"]) & (ts < bounds["test_end"]))
     out = tuple(df[m].reset_index(drop=True) for m in parts)
-    for name, part in zip(("train", "validation", "test"), out):
+    for name, part in zip(("train", "validation", "test"), out, strict=True):
         if len(part) == 0:
             raise InvalidInputError(f"The {name} split is empty: data runs from {ts.min()} to {ts.max()}; "
                                     f"got `val_start`={val_start!r}, `test_start`={test_start!r}.")

@@ -14,44 +14,43 @@ class TwigaError(Exception):
     "Base class of every error twiga raises on purpose."
     status_code: int = 400
 
+    def __init_subclass__(cls, status_code: int | None = None, **kwargs):
+        "A subclass names the HTTP status the server answers it with: `class X(TwigaError, status_code=422)`."
+        super().__init_subclass__(**kwargs)
+        if status_code is not None: cls.status_code = status_code
+
     @property
     def message(self) -> str:
         "The message shown to users and returned by the server."
         return str(self.args[0]) if self.args else self.__class__.__name__
 
 # %% ../../nbs/00_core.errors.ipynb #79cc35b1
-class InvalidInputError(TwigaError, ValueError):
+class InvalidInputError(TwigaError, ValueError, status_code=422):
     "Input data or arguments that cannot be used (missing columns, bad timestamps, NaN, ...)."
-    status_code = 422
 
-class ConfigError(TwigaError, ValueError):
+class ConfigError(TwigaError, ValueError, status_code=422):
     "A configuration value that is not valid."
-    status_code = 422
 
-class NotFittedError(TwigaError, RuntimeError):
+# %% ../../nbs/00_core.errors.ipynb #77d30e9b
+class NotFittedError(TwigaError, RuntimeError, status_code=503):
     "The forecaster or model has not been fitted yet: call `fit` first."
-    status_code = 503
 
-class ModelNotReadyError(TwigaError, RuntimeError):
+class ModelNotReadyError(TwigaError, RuntimeError, status_code=503):
     "No model is loaded to answer the request."
-    status_code = 503
 
-class UnauthorizedError(TwigaError):
+# %% ../../nbs/00_core.errors.ipynb #c75e712c
+class UnauthorizedError(TwigaError, status_code=401):
     "Missing or wrong API key."
-    status_code = 401
 
-class NotFoundError(TwigaError, LookupError):
+class NotFoundError(TwigaError, LookupError, status_code=404):
     "The requested resource (checkpoint version, report, ...) does not exist."
-    status_code = 404
 
-class PayloadTooLargeError(TwigaError):
+class PayloadTooLargeError(TwigaError, status_code=413):
     "The request carries more records than the server accepts."
-    status_code = 413
 
-class CheckpointError(TwigaError):
+# %% ../../nbs/00_core.errors.ipynb #1d460a78
+class CheckpointError(TwigaError, status_code=409):
     "A checkpoint cannot be saved or loaded (missing, tampered, truncated)."
-    status_code = 409
 
-class TrackingError(TwigaError, RuntimeError):
+class TrackingError(TwigaError, RuntimeError, status_code=502):
     "The tracking server cannot be reached or refused the request."
-    status_code = 502

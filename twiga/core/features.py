@@ -14,11 +14,12 @@ import numpy as np
 import pandas as pd
 from astral import Observer
 from astral.sun import elevation, sun
+from fastcore.basics import patch
 from pandas.tseries.holiday import USFederalHolidayCalendar
 from sklearn import config_context
 from sklearn.base import clone
 
-from .config import DataPipelineConfig
+from .config import DataPipelineConfig, steps_per_day
 from .errors import InvalidInputError, NotFittedError
 
 # %% auto #0
@@ -28,10 +29,12 @@ __all__ = ['validate_frame', 'day_night', 'calendar_features', 'window_origins',
 # %% ../../nbs/11_core.features.ipynb #89770bbd
 def _check_columns(df, cols: list[str], what: str = "df"):
     "Raise if any of `cols` is missing from `df`, suggesting the closest existing name."
-    if not isinstance(df, pd.DataFrame): raise InvalidInputError(f"Argument `{what}` must be a pandas DataFrame. Got {type(df).__name__}.")
+    if not isinstance(df, pd.DataFrame):
+        raise InvalidInputError(f"Argument `{what}` must be a pandas DataFrame. Got {type(df).__name__}.")
     missing = [c for c in cols if c not in df.columns]
     if not missing: return
-    hints = [f"{c!r} (did you mean {m[0]!r}?)" if (m := difflib.get_close_matches(c, map(str, df.columns), n=1)) else repr(c) for c in missing]
+    hints = [f"{c!r} (did you mean {m[0]!r}?)"
+             if (m := difflib.get_close_matches(c, map(str, df.columns), n=1)) else repr(c) for c in missing]
     raise InvalidInputError(f"Column(s) {', '.join(hints)} missing from `{what}`. Got columns {list(df.columns)}.")
 
 # %% ../../nbs/11_core.features.ipynb #6f274305
@@ -44,7 +47,8 @@ def _parse_times(s: pd.Series, name: str) -> pd.Series:
     bad = out.isna()
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise InvalidInputError(f"Column `{name}` must hold timestamps; row {i} has {s.iloc[i]!r} ({int(bad.sum())} bad value(s) in all).")
+        raise InvalidInputError(f"Column `{name}` must hold timestamps; row {i} has {s.iloc[i]!r} "
+                                f"({int(bad.sum())} bad value(s) in all).")
     return out
 
 def _check_steps(t: pd.Series, step: pd.Timedelta, name: str, period: str):
@@ -55,19 +59,21 @@ def _check_steps(t: pd.Series, step: pd.Timedelta, name: str, period: str):
                        (d != step.value, f"irregular steps against `period`={period!r}")):
         if cond.any():
             i = int(np.flatnonzero(cond)[0]) + 1
-            raise InvalidInputError(f"Column `{name}` has {what}: row {i - 1} is {t.iloc[i - 1]} and row {i} is {t.iloc[i]} "
-                                    f"({int(cond.sum())} such step(s)).")
+            raise InvalidInputError(f"Column `{name}` has {what}: row {i - 1} is {t.iloc[i - 1]} and row {i} is "
+                                    f"{t.iloc[i]} ({int(cond.sum())} such step(s)).")
 
 # %% ../../nbs/11_core.features.ipynb #7c1a6377
 def _numeric(df: pd.DataFrame, col: str) -> np.ndarray:
     "Column `col` as float64, raising on values that are not numbers."
     s = df[col]
-    if pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s): return s.to_numpy(dtype="float64", na_value=np.nan)
+    if pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s):
+        return s.to_numpy(dtype="float64", na_value=np.nan)
     num = pd.to_numeric(s, errors="coerce")
     bad = num.isna() & s.notna()
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise InvalidInputError(f"Column `{col}` must be numeric; row {i} has {s.iloc[i]!r} ({int(bad.sum())} non-numeric value(s)).")
+        raise InvalidInputError(f"Column `{col}` must be numeric; row {i} has {s.iloc[i]!r} "
+                                f"({int(bad.sum())} non-numeric value(s)).")
     return num.to_numpy(dtype="float64")
 
 # %% ../../nbs/11_core.features.ipynb #243b49de
@@ -78,20 +84,24 @@ def validate_frame(df: pd.DataFrame, # the input frame
                    name: str = "df", # the argument's name, for messages
                   ) -> pd.DataFrame:
     "A clean copy of `df` (parsed timestamps, float columns, fresh index), or `InvalidInputError` naming the problem."
-    cols = config.input_columns if require_target else [c for c in config.input_columns if c not in config.targets or c in getattr(df, "columns", [])]
+    cols = config.input_columns if require_target else [c for c in config.input_columns
+                                                        if c not in config.targets or c in getattr(df, "columns", [])]
     _check_columns(df, cols, name)
     min_rows = config.lookback_window_size if min_rows is None else min_rows
     if len(df) < min_rows:
-        raise InvalidInputError(f"Argument `{name}` has {len(df)} rows; at least {min_rows} are needed (one lookback window of `lookback_window_size`={config.lookback_window_size}).")
+        raise InvalidInputError(f"Argument `{name}` has {len(df)} rows; at least {min_rows} are needed (one lookback "
+                                f"window of `lookback_window_size`={config.lookback_window_size}).")
     times = _parse_times(df[config.date_column], config.date_column)
     _check_steps(times, config.step, config.date_column, config.period)
     values = {c: _numeric(df, c) for c in cols[1:]}
     for c in config.exogenous_features:
         if (n := int(np.isnan(values[c]).sum())):
             i = int(np.flatnonzero(np.isnan(values[c]))[0])
-            raise InvalidInputError(f"Exogenous column `{c}` has {n} missing value(s), first at row {i} ({times.iloc[i]}); covariates are needed on every row.")
+            raise InvalidInputError(f"Exogenous column `{c}` has {n} missing value(s), first at row {i} "
+                                    f"({times.iloc[i]}); covariates are needed on every row.")
     for c in config.targets:
-        if c in values and require_target and np.isnan(values[c]).all(): raise InvalidInputError(f"Target column `{c}` has no values: all {len(times)} are missing.")
+        if c in values and require_target and np.isnan(values[c]).all():
+            raise InvalidInputError(f"Target column `{c}` has no values: all {len(times)} are missing.")
     return pd.DataFrame({config.date_column: times.to_numpy() if times.dt.tz is None else times.array, **values})
 
 # %% ../../nbs/11_core.features.ipynb #207433c9
@@ -117,7 +127,8 @@ def day_night(times: pd.DatetimeIndex, # timestamps, naive (taken as UTC) or awa
     hours = round(longitude / 15)  # local solar day, so each day has one sunrise
     solar = dt.timezone(dt.timedelta(hours=hours))
     uniq, inv = np.unique((ns + hours * 3_600 * 10**9) // _DAY_NS, return_inverse=True)
-    rs = np.array([_sun_times(latitude, longitude, _EPOCH + dt.timedelta(days=int(d)), solar) for d in uniq]).reshape(-1, 2)
+    days = (_EPOCH + dt.timedelta(days=int(d)) for d in uniq)
+    rs = np.array([_sun_times(latitude, longitude, day, solar) for day in days]).reshape(-1, 2)
     secs = ns / 1e9
     return ((secs >= rs[inv, 0]) & (secs < rs[inv, 1])).astype("float64")
 
@@ -125,16 +136,19 @@ def day_night(times: pd.DatetimeIndex, # timestamps, naive (taken as UTC) or awa
 @functools.lru_cache(maxsize=64)
 def _us_holidays(first_year: int, last_year: int) -> np.ndarray:
     "US federal holidays of the given years, as `datetime64[D]` (cached: the calendar is slow to build)."
-    return USFederalHolidayCalendar().holidays(f"{first_year}-01-01", f"{last_year}-12-31").to_numpy().astype("datetime64[D]")
+    return USFederalHolidayCalendar().holidays(
+        f"{first_year}-01-01", f"{last_year}-12-31").to_numpy().astype("datetime64[D]")
 
 def calendar_features(times: pd.DatetimeIndex, # the rows' timestamps
                       config: DataPipelineConfig, # names the features, the place and the time zone
                      ) -> np.ndarray:
     "The `config.calendar_features` of `times`, one float column each, in the order named."
-    local = times
-    if config.timezone is not None:
-        local = times.tz_localize(config.timezone, ambiguous="NaT", nonexistent="shift_forward") if times.tz is None else times.tz_convert(config.timezone)
-        if local.isna().any(): local = times.tz_localize("UTC").tz_convert(config.timezone)  # ambiguous local times: read as UTC
+    local, tz = times, config.timezone
+    if tz is not None:
+        local = times.tz_convert(tz) if times.tz is not None else times.tz_localize(tz, ambiguous="NaT",
+                                                                                    nonexistent="shift_forward")
+        if local.isna().any():
+            local = times.tz_localize("UTC").tz_convert(config.timezone)  # ambiguous local times: read as UTC
     cols = []
     for f in config.calendar_features:
         if f == "hour": cols.append(local.hour + local.minute / 60)
@@ -142,10 +156,13 @@ def calendar_features(times: pd.DatetimeIndex, # the rows' timestamps
         elif f == "weekend": cols.append(local.dayofweek >= 5)
         elif f == "month": cols.append(local.month)
         elif f == "dayofyear": cols.append(local.dayofyear)
-        elif f == "day_night": cols.append(day_night(times if config.timezone is None or times.tz is not None else local, config.latitude, config.longitude))
+        elif f == "day_night":
+            cols.append(day_night(times if config.timezone is None or times.tz is not None else local, config.latitude,
+                                  config.longitude))
         elif f == "us_holiday":
             days = (local.tz_localize(None) if local.tz is not None else local).to_numpy().astype("datetime64[D]")
-            cols.append(np.isin(days, _us_holidays(int(days.min().astype(object).year), int(days.max().astype(object).year))))
+            cols.append(np.isin(days,
+                                _us_holidays(int(days.min().astype(object).year), int(days.max().astype(object).year))))
     return np.column_stack([np.asarray(c, dtype="float64") for c in cols]) if cols else np.empty((len(times), 0))
 
 # %% ../../nbs/11_core.features.ipynb #0905ba66
@@ -175,7 +192,7 @@ class SeriesData:
     @property
     def steps_per_day(self) -> int:
         "Rows per day (1 if a step is a day or longer)."
-        return max(1, int(pd.Timedelta("1D") // self.step))
+        return steps_per_day(self.step)
 
     def complete_origins(self, origins: np.ndarray, lookback: int) -> np.ndarray:
         "Mask of `origins` whose lookback window has every target value."
@@ -192,20 +209,24 @@ class SeriesPipeline:
     def fit(self, df: pd.DataFrame) -> SeriesPipeline:
         "Fit clones of the input and target scalers on a validated frame."
         c = self.config
-        self.input_scaler_ = clone(c.input_scaler).fit(df[c.exogenous_features].to_numpy()) if c.input_scaler is not None and c.exogenous_features else None
-        self.target_scaler_ = clone(c.target_scaler).fit(df[c.targets].to_numpy()) if c.target_scaler is not None else None
+        fit = lambda scaler, cols: clone(scaler).fit(df[cols].to_numpy()) if scaler is not None and cols else None
+        self.input_scaler_ = fit(c.input_scaler, c.exogenous_features)
+        self.target_scaler_ = fit(c.target_scaler, c.targets)
         self.fitted_ = True
         return self
 
     def _check_fitted(self):
-        if not getattr(self, "fitted_", False): raise NotFittedError("This SeriesPipeline is not fitted yet: call `fit` first.")
+        if not getattr(self, "fitted_", False):
+            raise NotFittedError("This SeriesPipeline is not fitted yet: call `fit` first.")
 
 # %% ../../nbs/11_core.features.ipynb #e2236e79
-def _transform(self, df: pd.DataFrame) -> SeriesData:
+@patch
+def transform(self: SeriesPipeline, df: pd.DataFrame) -> SeriesData:
     "`df` (validated) as `SeriesData` in model units."
     self._check_fitted(); c = self.config
     y = np.column_stack([df[t].to_numpy("float64") if t in df else np.full(len(df), np.nan) for t in c.targets])
-    x = np.column_stack([df[n].to_numpy("float64") for n in c.exogenous_features]) if c.exogenous_features else np.empty((len(df), 0))
+    x = np.empty((len(df), 0))
+    if c.exogenous_features: x = np.column_stack([df[n].to_numpy("float64") for n in c.exogenous_features])
     with config_context(assume_finite=True):  # validated already; skips scikit-learn's per-call scan
         if self.target_scaler_ is not None: y = self.target_scaler_.transform(y)
         if self.input_scaler_ is not None: x = self.input_scaler_.transform(x)
@@ -213,14 +234,14 @@ def _transform(self, df: pd.DataFrame) -> SeriesData:
     return SeriesData(times, np.asarray(y, "float64"), np.asarray(x, "float64"), calendar_features(times, c), c.step,
                       list(c.exogenous_features), list(c.calendar_features))
 
-def _inverse_target(self, a: np.ndarray) -> np.ndarray:
+@patch
+def inverse_target(self: SeriesPipeline, a: np.ndarray) -> np.ndarray:
     "Model outputs `(..., n_targets)` back in the target's units."
     self._check_fitted()
     if self.target_scaler_ is None: return a
     shape = a.shape
-    with config_context(assume_finite=True): return self.target_scaler_.inverse_transform(a.reshape(-1, shape[-1])).reshape(shape)
-
-SeriesPipeline.transform, SeriesPipeline.inverse_target = _transform, _inverse_target
+    with config_context(assume_finite=True):
+        return self.target_scaler_.inverse_transform(a.reshape(-1, shape[-1])).reshape(shape)
 
 # %% ../../nbs/11_core.features.ipynb #6ed38751
 def extend_covariates(df: pd.DataFrame, # validated frame
@@ -230,13 +251,14 @@ def extend_covariates(df: pd.DataFrame, # validated frame
     "`df` with `n` more rows: next timestamps, empty target, covariates from one day earlier."
     if n <= 0: return df
     step, dcol, m = config.step, config.date_column, len(df)
-    lag = max(1, int(pd.Timedelta("1D") // step))
+    lag = steps_per_day(step)
     src = np.arange(m + n)  # the row each new row copies its covariates from (a new row may copy an earlier new row)
     for i in range(m, m + n): src[i] = src[i - lag] if i - lag >= 0 else m - 1
     cols = {}
     for c in df.columns:
         if c == dcol:
-            times = pd.DatetimeIndex(df[c]); cols[c] = times.append(pd.date_range(times[-1] + step, periods=n, freq=step))
+            times = pd.DatetimeIndex(df[c])
+            cols[c] = times.append(pd.date_range(times[-1] + step, periods=n, freq=step))
             continue
         v = df[c].to_numpy()
         if c in config.exogenous_features: cols[c] = v[src]

@@ -23,26 +23,36 @@ class TwigaSettings(BaseSettings):
                                       extra="ignore", validate_default=True)
 
     # tracking
-    mlflow_tracking_uri: str = Field("sqlite:///mlflow.db", description="MLflow tracking URI (SQLite file, or http://host:port of a tracking server)")
+    mlflow_tracking_uri: str = Field(
+        "sqlite:///mlflow.db",
+        description="MLflow tracking URI (SQLite file, or http://host:port of a tracking server)")
     mlflow_experiment: str = Field("twiga", description="Default MLflow experiment name")
     mlflow_registered_model: str = Field("twiga-forecaster", description="Registered model name used on promotion")
     # checkpoints and reports
     model_checkpoint_dir: Path = Field(Path("checkpoints"), description="Directory of the versioned checkpoint store")
-    serve_report_dir: Path = Field(Path("reports"), description="Directory for monitoring reports and the drift reference")
+    serve_report_dir: Path = Field(Path("reports"),
+                                   description="Directory for monitoring reports and the drift reference")
     # serving
-    serve_api_key: SecretStr | None = Field(None, description="If set, `X-API-Key` is required on /predict*, /monitor/* and /reload")
+    serve_api_key: SecretStr | None = Field(
+        None, description="If set, `X-API-Key` is required on /predict*, /monitor/* and /reload")
     serve_host: str = Field("127.0.0.1", description="Host `twiga serve` binds to")
     serve_port: int = Field(8000, ge=1, le=65535, description="Port `twiga serve` binds to")
     serve_workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes")
-    serve_max_records: int = Field(100_000, ge=1, description="Largest number of records accepted in one request (413 above)")
-    serve_reload_poll_seconds: float = Field(2.0, ge=0, description="How often each worker checks the checkpoint manifest for a new current version (0: never)")
-    serve_reload_url: str | None = Field(None, description="Base URL of the serving API that flows POST /reload to after a promotion (unset: none)")
+    serve_max_records: int = Field(100_000, ge=1,
+                                   description="Largest number of records accepted in one request (413 above)")
+    serve_reload_poll_seconds: float = Field(
+        2.0, ge=0,
+        description="How often each worker checks the checkpoint manifest for a new current version (0: never)")
+    serve_reload_url: str | None = Field(
+        None, description="Base URL of the serving API that flows POST /reload to after a promotion (unset: none)")
     # monitoring
     drift_method: Literal["ks", "wasserstein", "psi"] = Field("ks", description="Per-feature drift test")
-    drift_threshold: float = Field(0.05, gt=0, description="p-value below which (K-S) or distance above which a feature drifts")
+    drift_threshold: float = Field(0.05, gt=0,
+                                   description="p-value below which (K-S) or distance above which a feature drifts")
     drift_share: float = Field(0.5, gt=0, le=1, description="Share of drifted features above which the dataset drifts")
     # logging
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field("INFO", description="Level set by `configure()`")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        "INFO", description="Level set by `configure()`")
 
     @field_validator("log_level", mode="before")
     @classmethod

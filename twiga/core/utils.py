@@ -33,11 +33,13 @@ class _ConsoleHandler(logging.StreamHandler):
         self._follow = stream is None
         return super().setStream(stream or self._sys.stderr)
 
+# %% ../../nbs/02_core.utils.ipynb #e2aff58f
 def get_logger(name: str = "twiga") -> logging.Logger:
     "A logger under the `twiga` namespace: `get_logger('tutorial')` logs as `twiga.tutorial`."
     if name != "twiga" and not name.startswith("twiga."): name = f"twiga.{name}"
     return logging.getLogger(name)
 
+# %% ../../nbs/02_core.utils.ipynb #094c5096
 def configure(level: str | int | None = None, # level name or number; default `TwigaSettings().log_level`
               stream=None, # where lines go; default `sys.stderr`
              ) -> logging.Logger:

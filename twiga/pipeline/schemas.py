@@ -58,9 +58,12 @@ class DriftSummary(_Result):
     def from_dict(cls, d: dict) -> DriftSummary:
         "Type a drift summary dict; raises `InvalidInputError` naming missing keys."
         if isinstance(d, DriftSummary): return d
-        if not isinstance(d, dict): raise InvalidInputError(f"Argument `d` must be a drift summary dict. Got {type(d).__name__}.")
+        if not isinstance(d, dict):
+            raise InvalidInputError(f"Argument `d` must be a drift summary dict. Got {type(d).__name__}.")
         missing = [k for k in ("drift_detected", "dataset_drift_score", "n_drifted", "total") if k not in d]
-        if missing: raise InvalidInputError(f"Argument `d` is not a drift summary: missing keys {missing}. Got keys {sorted(d)}.")
+        if missing:
+            raise InvalidInputError("Argument `d` is not a drift summary: missing keys "
+                                    f"{missing}. Got keys {sorted(d)}.")
         known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
         rp = d.get("report_path")
         return cls(drift_detected=bool(d["drift_detected"]), dataset_drift_score=float(d["dataset_drift_score"]),
@@ -68,7 +71,8 @@ class DriftSummary(_Result):
                    feature_drift={str(k): float(v) for k, v in (d.get("feature_drift") or {}).items()},
                    report_path=None if rp is None else str(rp), method=d.get("method"),
                    threshold=None if d.get("threshold") is None else float(d["threshold"]),
-                   extra={**dict(d.get("extra") or {}), **{k: v for k, v in d.items() if k not in known and k != "extra"}})
+                   extra={**dict(d.get("extra") or {}),
+                          **{k: v for k, v in d.items() if k not in known and k != "extra"}})
 
 # %% ../../nbs/40_pipeline.schemas.ipynb #962b95f1
 @dataclass
@@ -106,7 +110,7 @@ class RetrainingResult(_Result):
     checkpoint_version: int | None = None # current checkpoint version after the flow
     challenger_version: int | None = None # checkpoint version the challenger was saved as
     mlflow_run_id: str | None = None # MLflow run of this retraining
-    metrics: dict[str, dict[str, float]] = field(default_factory=dict) # challenger's metrics if retrained, else champion's
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict) # the challenger's if retrained, else champion's
     champion_metrics: dict[str, dict[str, float]] = field(default_factory=dict) # champion on the holdout
     challenger_metrics: dict[str, dict[str, float]] = field(default_factory=dict) # challenger on the same holdout
     metric_key: str = "mae" # metric compared

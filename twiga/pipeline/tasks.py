@@ -24,7 +24,8 @@ from ..core.utils import get_logger
 # %% auto #0
 __all__ = ['TASK_OPTIONS', 'read_data', 'TUNE_GRID', 'run_logger', 'read_frame', 'split_train_test', 'load_data',
            'clone_forecaster', 'fit_forecaster', 'with_history', 'metrics_summary', 'evaluate_model', 'tune_forecaster',
-           'save_checkpoint', 'load_champion', 'run_drift_check', 'track_training', 'register_champion', 'post_reload']
+           'save_checkpoint', 'load_champion', 'run_drift_check', 'log_training', 'track_training', 'register_champion',
+           'post_reload']
 
 # %% ../../nbs/41_pipeline.tasks.ipynb #a892d432
 TASK_OPTIONS = dict(cache_policy=NO_CACHE, persist_result=False)
@@ -36,32 +37,45 @@ def run_logger() -> logging.Logger | logging.LoggerAdapter:
     except MissingContextError: return get_logger("pipeline")
 
 # %% ../../nbs/41_pipeline.tasks.ipynb #3d8edf84
+_CSV = re.compile(r"\.(csv|txt)(\.(gz|bz2|zip|xz|zst))?$")
+
+def _is_parquet(path: Path) -> bool: return path.name.lower().endswith((".parquet", ".pq"))
+
+def read_frame(data_path: str | Path, # a .parquet / .pq or .csv (optionally compressed) file
+               date_col: str = "timestamp", # the timestamp column, parsed to datetimes
+               filters: list[tuple] | None = None, # parquet only: rows to read, e.g. `[("unique_id", "==", "a")]`
+              ) -> pd.DataFrame:
+    "Read a parquet or CSV file, parse `date_col` and sort by it."
+    p = Path(data_path)
+    if not p.is_file():
+        raise NotFoundError(f"Argument `data_path` must be an existing parquet or CSV file. Got {str(data_path)!r}.")
+    if not (_is_parquet(p) or _CSV.search(p.name.lower())):
+        raise InvalidInputError(f"Argument `data_path` must end in .parquet, .pq or .csv. Got {str(data_path)!r}.")
+    if filters is not None and not _is_parquet(p):
+        raise InvalidInputError(f"Argument `filters` reads rows of a parquet file only. Got a CSV file: {p.name}.")
+    df = pd.read_parquet(p, filters=filters) if _is_parquet(p) else pd.read_csv(p)
+    if date_col not in df.columns:
+        raise InvalidInputError(f"Argument `date_col` names a column that is not in {p.name}. Got {date_col!r}; "
+                                f"columns are {list(df.columns)}.")
+    if not pd.api.types.is_datetime64_any_dtype(df[date_col]):
+        try: df[date_col] = pd.to_datetime(df[date_col], utc=True, format="ISO8601")
+        except (ValueError, TypeError) as e:
+            raise InvalidInputError(
+                f"Column `{date_col}` of {p.name} has values that are not timestamps: {e}") from None
+    return df.sort_values(date_col, kind="stable").reset_index(drop=True)
+
+# %% ../../nbs/41_pipeline.tasks.ipynb #f910fec4
 _DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 def _bound(value, ts: pd.Series, name: str) -> pd.Timestamp:
     "`value` as a timestamp comparable with `ts` (same time-zone awareness)."
     try: b = pd.Timestamp(value)
-    except (ValueError, TypeError): raise InvalidInputError(f"Argument `{name}` must be a date or timestamp such as '2019-06-30'. Got {value!r}.") from None
+    except (ValueError, TypeError):
+        raise InvalidInputError(
+            f"Argument `{name}` must be a date or timestamp such as '2019-06-30'. Got {value!r}.") from None
     tz = getattr(ts.dt, "tz", None)
     if tz is not None: return b.tz_localize(tz) if b.tzinfo is None else b.tz_convert(tz)
     return b.tz_convert("UTC").tz_localize(None) if b.tzinfo is not None else b
-
-def read_frame(data_path: str | Path, # a .parquet / .pq or .csv (optionally compressed) file
-               date_col: str = "timestamp", # the timestamp column, parsed to datetimes
-              ) -> pd.DataFrame:
-    "Read a parquet or CSV file, parse `date_col` and sort by it."
-    p = Path(data_path)
-    if not p.is_file(): raise NotFoundError(f"Argument `data_path` must be an existing parquet or CSV file. Got {str(data_path)!r}.")
-    name = p.name.lower()
-    if name.endswith((".parquet", ".pq")): df = pd.read_parquet(p)
-    elif re.search(r"\.(csv|txt)(\.(gz|bz2|zip|xz|zst))?$", name): df = pd.read_csv(p)
-    else: raise InvalidInputError(f"Argument `data_path` must end in .parquet, .pq or .csv. Got {str(data_path)!r}.")
-    if date_col not in df.columns:
-        raise InvalidInputError(f"Argument `date_col` names a column that is not in {p.name}. Got {date_col!r}; columns are {list(df.columns)}.")
-    if not pd.api.types.is_datetime64_any_dtype(df[date_col]):
-        try: df[date_col] = pd.to_datetime(df[date_col], utc=True, format="ISO8601")
-        except (ValueError, TypeError) as e: raise InvalidInputError(f"Column `{date_col}` of {p.name} has values that are not timestamps: {e}") from None
-    return df.sort_values(date_col, kind="stable").reset_index(drop=True)
 
 # %% ../../nbs/41_pipeline.tasks.ipynb #78fbdf5c
 def split_train_test(df: pd.DataFrame, # data sorted by `date_col`
@@ -73,14 +87,16 @@ def split_train_test(df: pd.DataFrame, # data sorted by `date_col`
     "Split `df` in time into (train, test) by the rule in the table above."
     ts = df[date_col]
     if train_end is None and test_start is None:
-        if not 0 < test_size < 1: raise InvalidInputError(f"Argument `test_size` must be between 0 and 1. Got {test_size!r}.")
+        if not 0 < test_size < 1:
+            raise InvalidInputError(f"Argument `test_size` must be between 0 and 1. Got {test_size!r}.")
         n_test = max(1, int(round(len(df) * test_size)))
         train_mask = pd.Series(range(len(df)), index=df.index) < len(df) - n_test
         test_mask = ~train_mask
     else:
         if train_end is not None:
             end = _bound(train_end, ts, "train_end")
-            train_mask = ts < end + pd.Timedelta(days=1) if isinstance(train_end, str) and _DATE_ONLY.match(train_end) else ts <= end
+            whole_day = isinstance(train_end, str) and _DATE_ONLY.match(train_end)
+            train_mask = ts < end + pd.Timedelta(days=1) if whole_day else ts <= end
         if test_start is not None: test_mask = ts >= _bound(test_start, ts, "test_start")
         if train_end is None: train_mask = ~test_mask
         if test_start is None: test_mask = ~train_mask
@@ -88,8 +104,8 @@ def split_train_test(df: pd.DataFrame, # data sorted by `date_col`
     for part, n in (("train", len(train)), ("test", len(test))):
         if n == 0:
             span = f"{ts.min()} to {ts.max()}" if len(df) else "no rows"
-            raise InvalidInputError(f"The {part} split selects no rows: the data runs from {span}; got "
-                                    f"`train_end`={train_end!r}, `test_start`={test_start!r}, `test_size`={test_size!r}.")
+            raise InvalidInputError(f"The {part} split selects no rows: the data runs from {span}; got `train_end`="
+                                    f"{train_end!r}, `test_start`={test_start!r}, `test_size`={test_size!r}.")
     if (train_mask & test_mask).any():
         run_logger().warning("The test split overlaps the training split (%d shared rows): test metrics are in-sample.",
                              int((train_mask & test_mask).sum()))
@@ -109,7 +125,8 @@ def load_data(data_path: str | Path, # parquet or CSV file
     df = read_frame(data_path, date_col)
     train, test = split_train_test(df, date_col, train_end, test_start, test_size)
     run_logger().info("load_data: %s -> train %d rows (%s to %s), test %d rows (%s to %s)", Path(data_path).name,
-                      len(train), train[date_col].min(), train[date_col].max(), len(test), test[date_col].min(), test[date_col].max())
+                      len(train), train[date_col].min(), train[date_col].max(), len(test), test[date_col].min(),
+                      test[date_col].max())
     return train, test
 
 # %% ../../nbs/41_pipeline.tasks.ipynb #abe8aab6
@@ -117,8 +134,8 @@ def clone_forecaster(forecaster, # a TwigaForecaster, fitted or not
                      model_params=None, # other model configs for the copy; default the forecaster's own
                     ):
     "An unfitted copy of `forecaster` with the same (deep-copied) configuration."
-    return type(forecaster)(data_params=copy.deepcopy(forecaster.data_params),
-                            model_params=copy.deepcopy(list(model_params if model_params is not None else forecaster.model_params)),
+    models = list(model_params if model_params is not None else forecaster.model_params)
+    return type(forecaster)(data_params=copy.deepcopy(forecaster.data_params), model_params=copy.deepcopy(models),
                             train_params=copy.deepcopy(forecaster.train_params))
 
 # %% ../../nbs/41_pipeline.tasks.ipynb #d2b7ad1a
@@ -134,8 +151,8 @@ def fit_forecaster(forecaster, # a TwigaForecaster; it is fitted in place
     search = tune_forecaster(forecaster, train_df, tune_grid) if tune else None
     forecaster.fit(train_df, val_df)
     if search is not None: forecaster.tuning_ = search
-    run_logger().info("fit_forecaster: %s fitted on %d rows in %.1f s%s", "+".join(forecaster.model_names), len(train_df),
-                      time.perf_counter() - t0, f" (tuned: {search['best_params']})" if search else "")
+    run_logger().info("fit_forecaster: %s fitted on %d rows in %.1f s%s", "+".join(forecaster.model_names),
+                      len(train_df), time.perf_counter() - t0, f" (tuned: {search['best_params']})" if search else "")
     return forecaster
 
 # %% ../../nbs/41_pipeline.tasks.ipynb #1e87a1de
@@ -154,25 +171,27 @@ def with_history(forecaster, # the forecaster whose lookback and date column cou
 def metrics_summary(metrics_df: pd.DataFrame, # per-window metrics from `evaluate_point_forecast`
                    ) -> dict[str, dict[str, float]]:
     "Mean of each metric per model: `{model: {metric: value}}`."
-    skip = {"window", "fold", "n", "origin", "target"}
-    cols = [c for c in metrics_df.columns if c not in skip and c != "model" and pd.api.types.is_numeric_dtype(metrics_df[c])]
+    skip = {"window", "fold", "n", "origin", "target", "model"}
+    cols = [c for c in metrics_df.columns if c not in skip and pd.api.types.is_numeric_dtype(metrics_df[c])]
     means = metrics_df.groupby("model", sort=False)[cols].mean()
     return {str(m): {c: float(means.at[m, c]) for c in cols} for m in means.index}
 
 # %% ../../nbs/41_pipeline.tasks.ipynb #22208f8b
 def _evaluate(forecaster, test_df, history_df=None, ensemble_strategy="mean"):
-    return forecaster.evaluate_point_forecast(with_history(forecaster, test_df, history_df), ensemble_strategy=ensemble_strategy)
+    return forecaster.evaluate_point_forecast(with_history(forecaster, test_df, history_df),
+                                              ensemble_strategy=ensemble_strategy)
 
 @task(name="evaluate_model", **TASK_OPTIONS)
 def evaluate_model(forecaster, # a fitted TwigaForecaster
                    test_df: pd.DataFrame, # rows to forecast and score
-                   history_df: pd.DataFrame | None = None, # rows before `test_df` to take the first windows' history from
+                   history_df: pd.DataFrame | None = None, # rows before `test_df`: the first windows' history
                    ensemble_strategy: str | None = "mean", # adds an `ensemble` model when there are several
                   ) -> tuple[pd.DataFrame, pd.DataFrame]:
     "Forecast and score every window of `test_df`: `(predictions_df, metrics_df)`."
     preds_df, met_df = _evaluate(forecaster, test_df, history_df, ensemble_strategy)
     summary = metrics_summary(met_df)
-    run_logger().info("evaluate_model: %s", ", ".join(f"{m} mae={v.get('mae', float('nan')):.4g}" for m, v in summary.items()))
+    run_logger().info("evaluate_model: %s",
+                      ", ".join(f"{m} mae={v.get('mae', float('nan')):.4g}" for m, v in summary.items()))
     return preds_df, met_df
 
 # %% ../../nbs/41_pipeline.tasks.ipynb #d90b9c9e
@@ -197,7 +216,9 @@ def tune_forecaster(forecaster, # a TwigaForecaster with at least one LightGBM m
                    ) -> dict:
     "Choose LightGBM parameters by validation MAE and set them on `forecaster.model_params`; return the search."
     idx, grid = _lgbm_indices(forecaster), list(TUNE_GRID if tune_grid is None else tune_grid)
-    if not idx: raise ConfigError(f"`tune=True` tunes LightGBM models, and this forecaster has none (models: {forecaster.model_names}).")
+    if not idx:
+        raise ConfigError("`tune=True` tunes LightGBM models, and this forecaster has none (models: "
+                          f"{forecaster.model_names}).")
     if not grid: raise ConfigError("Argument `tune_grid` must hold at least one parameter set. Got [].")
     n_val = int(round(len(train_df) * val_size))
     fit_part, val_part = train_df.iloc[:len(train_df) - n_val], train_df.iloc[len(train_df) - n_val:]
@@ -220,21 +241,23 @@ def save_checkpoint(forecaster, # a fitted TwigaForecaster
                    ) -> str:
     "Save `forecaster` as the new current checkpoint version; return the store's directory."
     out = forecaster.on_save_checkpoint(path=None if path is None else str(path), metrics=metrics)
-    run_logger().info("save_checkpoint: version %s in %s", getattr(getattr(forecaster, "checkpoint_info_", None), "version", "?"), out)
+    run_logger().info("save_checkpoint: version %s in %s",
+                      getattr(getattr(forecaster, "checkpoint_info_", None), "version", "?"), out)
     return out
 
 @task(name="load_champion", **TASK_OPTIONS)
 def load_champion(forecaster=None, # a fitted forecaster (used as is), an unfitted one (its configuration), or None
-                  checkpoint_dir: str | Path | None = None, # the store; default the forecaster's `checkpoints_path` or the settings'
+                  checkpoint_dir: str | Path | None = None, # the store; default the forecaster's, else the settings'
                  ):
     "The champion: `forecaster` if fitted, else the checkpoint store's current version."
     if forecaster is not None and forecaster.is_fitted: return forecaster
     from twiga.checkpoints import CheckpointStore
-    directory = Path(checkpoint_dir or (forecaster.checkpoints_path if forecaster is not None else load_settings().model_checkpoint_dir))
+    default = forecaster.checkpoints_path if forecaster is not None else load_settings().model_checkpoint_dir
+    directory = Path(checkpoint_dir or default)
     store = CheckpointStore(directory)
     if not directory.is_dir() or store.current_version() is None:
-        raise NotFittedError(f"No champion: the forecaster is not fitted and the checkpoint store `{directory}` has no current version. "
-                             "Run `training_flow` first, or pass a fitted forecaster.")
+        raise NotFittedError(f"No champion: the forecaster is not fitted and the checkpoint store `{directory}` has "
+                             "no current version. Run `training_flow` first, or pass a fitted forecaster.")
     if forecaster is not None: champion = clone_forecaster(forecaster).on_load_checkpoint(path=str(directory))
     else:
         champion, info = store.load()
@@ -258,15 +281,42 @@ def run_drift_check(reference_df: pd.DataFrame, # reference rows, usually the tr
                    ) -> dict:
     "Test `current_df` for data drift against `reference_df`; return the summary dict."
     from twiga.monitoring import ForecastMonitor
-    monitor = ForecastMonitor(report_dir, target_col=target_col, prediction_col=None, method=method, threshold=threshold,
-                              drift_share=drift_share, seasonal=seasonal, date_col=date_col)
+    monitor = ForecastMonitor(report_dir, target_col=target_col, prediction_col=None, method=method,
+                              threshold=threshold, drift_share=drift_share, seasonal=seasonal, date_col=date_col)
     monitor.set_reference(reference_df)
     _, summary = monitor.run_data_drift(current_df, feature_cols=feature_cols, html=html)
-    run_logger().info("run_drift_check: %d/%d features drifted (score %.2f), drift_detected=%s, report %s", summary["n_drifted"],
-                      summary["total"], summary["dataset_drift_score"], summary["drift_detected"], summary.get("report_path"))
+    run_logger().info("run_drift_check: %d/%d features drifted (score %.2f), drift_detected=%s, report %s",
+                      summary["n_drifted"], summary["total"], summary["dataset_drift_score"], summary["drift_detected"],
+                      summary.get("report_path"))
     return summary
 
 # %% ../../nbs/41_pipeline.tasks.ipynb #70d72264
+def log_training(tracker, # an active TwigaTracker
+                 forecaster, # the fitted forecaster
+                 train_df: pd.DataFrame, # rows it was fitted on
+                 test_df: pd.DataFrame, # rows it was scored on
+                 predictions_df: pd.DataFrame, # from `evaluate_model`
+                 metrics_df: pd.DataFrame, # from `evaluate_model`
+                 data_path: str | None = None, # where the data came from (dataset source)
+                 name: str | None = None, # the datasets' name stem; default the data file's stem
+                 checkpoint_path: str | None = None, # checkpoint store to record the current version of
+                 log_model: bool = True, # log the forecaster as an MLflow pyfunc model
+                ) -> None:
+    "Log a fitted forecaster's data, configs, evaluation, tuning, checkpoint and model into the tracker's run."
+    target = forecaster.data_params.targets[0]
+    name = name or (Path(str(data_path)).stem if data_path else "data")
+    tracker.log_dataset(train_df, name=f"{name}-train", source=data_path, context="training", targets=target)
+    tracker.log_dataset(test_df, name=f"{name}-test", source=data_path, context="evaluation", targets=target)
+    tracker.log_forecaster_metadata(forecaster)
+    tracker.log_evaluation(metrics_df, results_df=predictions_df)
+    if tuning := getattr(forecaster, "tuning_", None):
+        tracker.log_params(tuning["best_params"], prefix="tuned")
+        tracker.log_metrics({f"tune.val_mae.{i}": v for i, v in enumerate(tuning["val_mae"])})
+    if checkpoint_path: tracker.log_checkpoint(checkpoint_path)
+    if log_model:
+        tracker.log_model(forecaster, sample_input=train_df.tail(forecaster.data_params.lookback_window_size))
+
+# %% ../../nbs/41_pipeline.tasks.ipynb #942c618a
 @task(name="track_training", **TASK_OPTIONS)
 def track_training(forecaster, # the fitted forecaster
                    train_df: pd.DataFrame, # rows it was fitted on
@@ -281,36 +331,29 @@ def track_training(forecaster, # the fitted forecaster
                    log_model: bool = True, # log the forecaster as an MLflow pyfunc model
                    tracking_uri: str | None = None, # MLflow tracking URI; default the settings'
                   ) -> str:
-    "Log a training run to MLflow; return its run id."
+    "Log a training run to MLflow (see `log_training`); return its run id."
     from twiga.tracking import TwigaTracker
-    target = forecaster.data_params.targets[0]
-    stem = Path(str(data_path)).stem if data_path else "data"
     with TwigaTracker(experiment=experiment, run_name=run_name, tags={"twiga.flow": "training", **(tags or {})},
                       tracking_uri=tracking_uri) as tracker:
-        tracker.log_dataset(train_df, name=f"{stem}-train", source=data_path, context="training", targets=target)
-        tracker.log_dataset(test_df, name=f"{stem}-test", source=data_path, context="evaluation", targets=target)
-        tracker.log_forecaster_metadata(forecaster)
-        tracker.log_evaluation(metrics_df, results_df=predictions_df)
-        tuning = getattr(forecaster, "tuning_", None)
-        if tuning: tracker.log_params(tuning["best_params"], prefix="tuned"); tracker.log_metrics({f"tune.val_mae.{i}": v for i, v in enumerate(tuning["val_mae"])})
-        if checkpoint_path: tracker.log_checkpoint(checkpoint_path)
-        if log_model: tracker.log_model(forecaster, sample_input=train_df.tail(forecaster.data_params.lookback_window_size))
-        run_id = tracker.run_id
-    run_logger().info("track_training: MLflow run %s in experiment %r", run_id, tracker.experiment)
-    return run_id
+        log_training(tracker, forecaster, train_df, test_df, predictions_df, metrics_df, data_path=data_path,
+                     checkpoint_path=checkpoint_path, log_model=log_model)
+    run_logger().info("track_training: MLflow run %s in experiment %r", tracker.run_id, tracker.experiment)
+    return tracker.run_id
 
+# %% ../../nbs/41_pipeline.tasks.ipynb #1c435cb7
 @task(name="register_champion", **TASK_OPTIONS)
 def register_champion(tracker, # an active TwigaTracker
                       forecaster, # the fitted forecaster to register
                       sample_input: pd.DataFrame, # a few input rows (at least one lookback window)
-                      name: str | None = None, # registered model name; default `TwigaSettings().mlflow_registered_model`
+                      name: str | None = None, # registered model; default `TwigaSettings().mlflow_registered_model`
                       alias: str = "champion", # alias pointed at the new version
                       tags: dict | None = None, # tags of the model version
                      ) -> int:
     "Log `forecaster` as a model of the tracker's run, register it and point `alias` at it; return the version."
     tracker.log_model(forecaster, sample_input=sample_input)
     version = tracker.register(name=name, alias=alias, tags=tags)
-    run_logger().info("register_champion: %s version %s is @%s", name or tracker.settings.mlflow_registered_model, version, alias)
+    run_logger().info("register_champion: %s version %s is @%s", name or tracker.settings.mlflow_registered_model,
+                      version, alias)
     return version
 
 # %% ../../nbs/41_pipeline.tasks.ipynb #a741414b
@@ -324,12 +367,15 @@ def post_reload(url: str | None = None, # base URL of the serving API; default `
     import httpx
     settings = load_settings()
     url = (url or settings.serve_reload_url or "").rstrip("/")
-    if not url: return {"url": None, "status": None, "body": None, "error": "no reload URL: pass `url` or set TWIGA_SERVE_RELOAD_URL"}
+    if not url:
+        return {"url": None, "status": None, "body": None,
+                "error": "no reload URL: pass `url` or set TWIGA_SERVE_RELOAD_URL"}
     if api_key is None and settings.serve_api_key is not None: api_key = settings.serve_api_key.get_secret_value()
     headers = {"X-API-Key": api_key} if api_key else {}
     out = {"url": f"{url}/reload", "status": None, "body": None, "error": None}
     try:
-        r = httpx.post(out["url"], json={"version": version} if version is not None else None, headers=headers, timeout=timeout)
+        r = httpx.post(out["url"], json={"version": version} if version is not None else None, headers=headers,
+                       timeout=timeout)
         out["status"] = r.status_code
         try: out["body"] = r.json()
         except ValueError: out["body"] = r.text[:2000]

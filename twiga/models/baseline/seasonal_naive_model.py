@@ -38,15 +38,17 @@ class SeasonalNaiveModel(ForecastModel):
     def _check_config(self):
         season, step = parse_period(self.config.period), self.window.step
         if self.config.freq is not None and parse_period(self.config.freq, "freq") != step:
-            raise ConfigError(f"Argument `freq` of SEASONALNAIVEConfig must match the data's period ({step}). Got {self.config.freq!r}.")
+            raise ConfigError(f"Argument `freq` of SEASONALNAIVEConfig must match the data's period ({step}). "
+                              f"Got {self.config.freq!r}.")
         if season % step != pd.Timedelta(0) or not step <= season <= step * self.window.lookback:
-            raise ConfigError(f"Argument `period` of SEASONALNAIVEConfig must be a whole number of steps ({step}) within the lookback "
-                              f"window ({self.window.lookback} steps). Got {self.config.period!r}.")
-        self.season = int(season // step)
+            raise ConfigError(f"Argument `period` of SEASONALNAIVEConfig must be a whole number of steps ({step}) "
+                              f"within the lookback window ({self.window.lookback} steps). Got {self.config.period!r}.")
+        self.season = int(season // step)  # in rows
 
-    def _fit(self, series: SeriesData, val: SeriesData | None): self.season_steps_ = self.season
+    def _fit(self, series: SeriesData, val: SeriesData | None):
+        "Nothing to learn: the season is set by the config and the window."
 
     def _predict(self, series: SeriesData, origins: np.ndarray) -> np.ndarray:
         h = np.arange(self.window.horizon)
-        back = self.season_steps_ * (h // self.season_steps_ + 1)  # smallest whole number of seasons before the origin
+        back = self.season * (h // self.season + 1)  # the smallest whole number of seasons before the origin
         return series.y[target_rows(origins, self.window.horizon) - back[None, :]]
