@@ -34,12 +34,12 @@ myst_enable_extensions = ["colon_fence", "attrs_inline", "attrs_block", "dollarm
 myst_heading_anchors = 6
 myst_heading_slug_func = "docs_ext.slug"
 
+html_math_renderer = "mathml"   # docs_ext: MathML, drawn by the browser offline (MathJax would need a CDN)
 html_theme = "sphinx_book_theme"
 html_title = project
 html_static_path = ["_static"]
 html_css_files = ["twiga.css"]
 html_favicon = "_static/twiga.svg"
-html_logo = "_static/twiga.svg"
 html_context = {"default_mode": "light"}
 html_copy_source = False
 html_show_sourcelink = False

@@ -105,7 +105,7 @@ class Links:
         def sub(m):
             url = self.url(m.group(2), html)
             return m.group(1) if url is None else f"[{m.group(1)}]({url})"
-        return re.sub(r"\[([^\]\n]*)\]\(([^)\s]+)\)", sub, md)
+        return re.sub(r"\[([^\]]*)\]\(([^)\s]+)\)", sub, md)
 
 
 _CALLOUT = re.compile(r"^(:{3,})\s*\{\.callout-(\w+)[^}]*\}\s*$", re.M)
@@ -155,15 +155,23 @@ def show_doc_markdown(md: str, links: Links) -> str:
 
 
 LETS_PLOT_LIBRARY = re.compile(r'<script[^>]*data-lets-plot-script="library"[^>]*>.*?</script>', re.S)
+LETS_PLOT_READY = '<script type="text/javascript">window.letsPlotCall = function(f) { f(); };</script>'
+
+
+def lets_plot_html(h: str) -> str:
+    "A lets-plot figure as part of a page: its loader (the library inline, or fetched from a CDN) becomes a line that\n"
+    "says the library is there (the page loads the site's copy first, see docs/docs_ext.py); no page-wide style."
+    if "data-lets-plot-script" not in h: return h
+    h = LETS_PLOT_LIBRARY.sub(LETS_PLOT_READY, h)
+    h = re.sub(r"<style>\s*html,\s*body\s*\{[^}]*\}\s*</style>", "", h)
+    return re.sub(r"</?(html|head|body)\b[^>]*>|<meta[^>]*>", "", h)
 
 
 def convert_output(o: dict, links: Links) -> dict:
     "One output as myst-nb shows it: lets-plot figures use the site's copy of the library; links point inside the site."
     data = o.get("data")
     if not data: return o
-    if "text/html" in data:
-        h = LETS_PLOT_LIBRARY.sub("", _text(data["text/html"]))
-        data["text/html"] = links.markdown(h, html=True)
+    if "text/html" in data: data["text/html"] = links.markdown(lets_plot_html(_text(data["text/html"])), html=True)
     if "text/markdown" in data: data["text/markdown"] = links.markdown(_text(data["text/markdown"]), html=True)
     return o
 
@@ -317,8 +325,8 @@ def _modules_of(src: Path, cfg: dict) -> list[str]:
     mods, default = [], None
     for c in nb["cells"]:
         s = _text(c["source"])
-        if m := re.search(r"^#\|\s*default_exp\s+(\S+)", s, re.M): default = m.group(1)
-        for m in re.finditer(r"^#\|\s*export[si]?\s*(\S*)\s*$", s, re.M):
+        if m := re.search(r"^#\|[ \t]*default_exp[ \t]+(\S+)", s, re.M): default = m.group(1)
+        for m in re.finditer(r"^#\|[ \t]*export[si]?[ \t]*(\S*)[ \t]*$", s, re.M):
             mods.append(m.group(1) or default)
     lib = cfg.get("lib_path", "twiga")
     return sorted({f"{lib}/{m.replace('.', '/')}.py" for m in mods if m})
@@ -474,11 +482,12 @@ def build(out: Path, proc_dir: Path, nbs: Path, keep: list[Path], only: list[str
             shutil.copy2(f, proc_dir / f.relative_to(nbs))
     t1 = time.time()
     print(f"==> sphinx: rendering {len(results)} pages", flush=True)
-    if out.exists(): shutil.rmtree(out)
-    warn_file = proc_dir / ".sphinx-warnings.txt"
+    warn_file, html_dir = proc_dir / ".sphinx-warnings.txt", proc_dir / ".build" / "html"   # myst-nb writes beside it
     cmd = [sys.executable, "-m", "sphinx", "-b", "html", "-q", "-n", "--keep-going", "-j", str(jobs),
-           "-c", str(CONF_DIR), "-d", str(proc_dir / ".doctrees"), "-w", str(warn_file), str(proc_dir), str(out)]
+           "-c", str(CONF_DIR), "-d", str(proc_dir / ".doctrees"), "-w", str(warn_file), str(proc_dir), str(html_dir)]
     res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    if out.exists(): shutil.rmtree(out)
+    if html_dir.exists(): shutil.move(html_dir, out)
     warnings = warn_file.read_text() if warn_file.exists() else ""
     errors += name_warnings(warnings, proc_dir, results)
     if res.returncode != 0 and not warnings.strip():
