@@ -50,6 +50,7 @@ html_theme_options = {
     "use_fullscreen_button": False,
     "use_repository_button": False,
     "navigation_with_keys": False,
+    "navbar_persistent": [],   # search sits in the sidebar, as on nbdev's sites; not a second time in a header
 }
 
 copybutton_exclude = ".linenos, .gp, .go"

@@ -329,7 +329,10 @@ def _modules_of(src: Path, cfg: dict) -> list[str]:
         for m in re.finditer(r"^#\|[ \t]*export[si]?[ \t]*(\S*)[ \t]*$", s, re.M):
             mods.append(m.group(1) or default)
     lib = cfg.get("lib_path", "twiga")
-    return sorted({f"{lib}/{m.replace('.', '/')}.py" for m in mods if m})
+    files = {f"{lib}/{m.replace('.', '/')}" for m in mods if m}
+    root = src.parent if (src.parent / "settings.ini").exists() else next(
+        (p for p in src.parents if (p / "settings.ini").exists()), src.parent)
+    return sorted(f"{f}/__init__.py" if (root / f / "__init__.py").exists() else f"{f}.py" for f in files)
 
 
 # ---------------------------------------------------------------- the driver

@@ -280,6 +280,40 @@ def test_pages_read_as_documentation(site, manifest):
     assert not problems, "\n" + "\n".join(problems)
 
 
+def _code_cells(nb: Path):
+    for i, c in enumerate(_cells(nb)):
+        if c["cell_type"] == "code": yield i, "".join(c["source"])
+
+
+def test_no_cell_mixes_imports_and_code():
+    "nbdev's docs processing (`nbdev_docs`, for Quarto users) re-runs every cell holding an import in a fresh shell\n"
+    "with only the imports and exports: a cell that mixes imports with other code then runs out of order and fails."
+    import ast
+    problems = []
+    for nb in bd.find_notebooks(ROOT / "nbs"):
+        for i, src in _code_cells(nb):
+            if re.search(r"^#\|\s*(eval:\s*false|export|exports|exporti|exec_doc)\b", src, re.M): continue
+            code = "\n".join(ln for ln in src.splitlines() if not ln.lstrip().startswith(("%", "!")))
+            try: nodes = list(ast.walk(ast.parse(code)))
+            except SyntaxError: continue
+            if any(isinstance(n, (ast.Import, ast.ImportFrom)) for n in nodes) and \
+                    any(isinstance(n, (ast.Expr, ast.Assign)) for n in nodes):
+                problems.append(f"nbs/{nb.relative_to(ROOT / 'nbs').as_posix()} cell {i}: imports mixed with code")
+    assert not problems, "\n" + "\n".join(problems)
+
+
+def test_module_pages_show_an_example_with_its_output(site, manifest):
+    "A module's page shows its API at work: at least one example whose output is on the page."
+    problems = []
+    for p in manifest["pages"]:
+        if not p["modules"]: continue
+        main = re.search(r"<main[^>]*>(.*)</main>", (site / p["page"]).read_text(), re.S).group(1)
+        cells = main.split('<div class="cell ')[1:]
+        if not any('class="cell_input' in c and 'class="cell_output' in c for c in cells):
+            problems.append(f"nbs/{p['notebook']}: no example with an output on {p['page']}")
+    assert not problems, "\n" + "\n".join(problems)
+
+
 def test_quarto_config_is_what_nbdev_generates(capsys):
     "nbdev_docs (Quarto) reads nbs/sidebar.yml and nbs/nbdev.yml: both as nbdev generates them (`nbdev_sidebar`)."
     from nbdev.config import get_config
@@ -391,23 +425,24 @@ _JS_IMAGES = "() => [...document.images].filter(i => !i.complete || i.naturalWid
 
 @pytest.fixture(scope="module")
 def visited(site, server, browser):
-    "Every page of the site opened in Chromium: its ids, links, console errors, failed requests, broken images."
-    pages = sorted(p.relative_to(site).as_posix() for p in site.rglob("*.html") if p.relative_to(site).parts[0]
-                   not in ("_static", "_sources", "_screenshots"))   # _static holds the theme's template fragments
-    outside, seen = [], {}
-    ctx, first = _page(browser, server, outside)
-    first.close()
+    "Every page of the site opened in Chromium: its ids, links, console errors, failed requests, broken images and\n"
+    "undrawn figures. The highlighted sources (_src/) are static HTML without scripts: read from their files."
+    rels = sorted(p.relative_to(site).as_posix() for p in site.rglob("*.html"))
+    pages = [r for r in rels if r.split("/")[0] not in ("_static", "_sources", "_screenshots", bd.SRC_DIR)]
+    seen = {r: {"ids": _ids((site / r).read_text()), "links": [], "errors": []} for r in rels
+            if r.startswith(bd.SRC_DIR + "/")}
+    outside, errors = [], []
+    ctx, tab = _page(browser, server, outside)
+    tab.on("console", lambda m: m.type == "error" and errors.append(f"console error: {m.text[:300]}"))
+    tab.on("pageerror", lambda x: errors.append(f"page error: {x}"))
+    tab.on("requestfailed", lambda r: errors.append(f"request failed: {r.url[:200]}"))
+    tab.on("response", lambda r: r.status >= 400 and errors.append(f"HTTP {r.status}: {r.url[:200]}"))
     for rel in pages:
-        tab, errors = ctx.new_page(), []
-        tab.on("console", lambda m, e=errors: m.type == "error" and e.append(f"console error: {m.text[:300]}"))
-        tab.on("pageerror", lambda x, e=errors: e.append(f"page error: {x}"))
-        tab.on("requestfailed", lambda r, e=errors: e.append(f"request failed: {r.url[:200]}"))
-        tab.on("response", lambda r, e=errors: r.status >= 400 and e.append(f"HTTP {r.status}: {r.url[:200]}"))
+        errors.clear()
         tab.goto(server + rel, wait_until="load")
         errors += [f"image did not load: {src}" for src in tab.evaluate(_JS_IMAGES)]
         errors += [f"lets-plot figure not drawn: #{fig}" for fig in tab.evaluate(_JS_FIGURES)]
-        seen[rel] = {"ids": set(tab.evaluate(_JS_IDS)), "links": tab.evaluate(_JS_LINKS), "errors": errors}
-        tab.close()
+        seen[rel] = {"ids": set(tab.evaluate(_JS_IDS)), "links": tab.evaluate(_JS_LINKS), "errors": list(errors)}
     ctx.close()
     return {"pages": seen, "outside": outside}
 
