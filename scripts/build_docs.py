@@ -139,6 +139,21 @@ def _text(v) -> str:
     return "".join(v) if isinstance(v, list) else (v or "")
 
 
+# scripts/build_readme.py reads index.ipynb with these two as well
+_ANSI = re.compile(r"\x1B(?:[@-Z\\-_]|\[[0-?]*[ -/]*[@-~])")
+_DIRECTIVE = re.compile(r"^\s*#\|\s*([\w-]+)\s*:?\s*(.*?)\s*$")
+
+
+def _directives(src: str) -> tuple[dict[str, str], str]:
+    "The `#|` directives of a cell and its source without them."
+    d, keep = {}, []
+    for line in src.splitlines():
+        m = _DIRECTIVE.match(line)
+        if m: d[m.group(1)] = m.group(2).strip().strip("'\"")
+        else: keep.append(line)
+    return d, "\n".join(keep).strip("\n")
+
+
 _SD_SOURCE = re.compile(r"^\[source\]\(([^)]+)\)(\{[^}]*\})?\s*$", re.M)
 _SD_HEADING = re.compile(r"^(#{1,6}) (.+)$", re.M)
 

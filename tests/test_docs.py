@@ -342,9 +342,9 @@ def public_api() -> list[tuple[str, str]]:
         mod = importlib.import_module(info.name)
         for name in getattr(mod, "__all__", []):
             obj = getattr(mod, name)
-            home = getattr(obj, "__module__", None) or mod.__name__
-            if not home.startswith("twiga"): home = mod.__name__
-            if not (inspect.isclass(obj) or callable(obj)): continue   # constants: no entry in nbdev either
+            home = getattr(obj, "__module__", None) or ""
+            # constants and aliases of other libraries' types (typing.Union ...) get no entry, in nbdev either
+            if not home.startswith("twiga") or not (inspect.isclass(obj) or callable(obj)): continue
             found.add((home, name))
             if inspect.isclass(obj):
                 found |= {(home, f"{name}.{attr}") for attr, v in vars(obj).items()
