@@ -1,75 +1,149 @@
-"""Build twiga's docs site from the notebooks, without Quarto.
+"""Build twiga's docs site from the notebooks: every notebook executed once (this build is the notebook test), then
+rendered by Sphinx.
 
-    python scripts/build_docs.py                      # every notebook under nbs/ -> _site/
-    python scripts/build_docs.py --out /tmp/site --only 00_core.errors.ipynb 03_datasets.ipynb
-    python scripts/build_docs.py --screenshots        # also render two pages in headless Chromium
+    python scripts/build_docs.py                                   # every notebook in nbs/ -> _site/
+    python scripts/build_docs.py --keep-outputs nbs/tutorials/01_getting_started.ipynb   # shown as committed
+    python scripts/build_docs.py --only 03_datasets.ipynb          # execute only these; the rest as plain pages
 
-Each notebook is executed the way `nbdev_test` runs it (in-process IPython shell via execnb, in the notebook's
-folder, IN_TEST=1, cells flagged with settings.ini `tst_flags` or `#| eval: false` skipped), then passed through
-nbdev's own docs processors (`nbdev.processors.FilterDefaults`, what `nbdev_proc_nbs` runs: front matter,
-`show_doc` cells added and executed for every exported name, exported and hidden cells removed), written to the
-processed-notebook folder (`_proc/` by default) and rendered to an HTML page: `#|` directive lines are stripped and
-honoured (echo, output, include, eval, code-fold), raw Quarto markup (`:::` fenced divs, `{...}` attributes,
-shortcodes) is converted or removed. Notebooks run in worker processes, `--jobs` at a time, each with a timeout.
-The index page comes from nbs/index.ipynb (else README.md); every page gets a sidebar with every page, grouped
-Tutorials / API / Jobs and ordered by file name. Exit status 1 if a notebook failed to execute or render.
+1. Each notebook under nbs/ (folders starting with `_` or `.` skipped, as `nbdev_test` does) is executed the way
+   `nbdev_test` runs it: in-process IPython shell (execnb) in the notebook's folder, `IN_TEST=1`, cells flagged
+   with settings.ini `tst_flags` or `#| eval: false` skipped, stopping at the first error. nbdev's `show_doc`
+   cells are inserted first (nbdev's `add_show_docs`) and run in the same shell, after the code they document.
+   Notebooks given to `--keep-outputs` (their committed outputs are checked by nbval) or with `skip_exec: true`
+   in their front matter are not executed: their pages show the committed outputs.
+2. nbdev's own docs processors (`nbdev.processors.FilterDefaults`, what `nbdev_proc_nbs` runs for Quarto) hide
+   exported, hidden and `#| exporti` cells, turn `show_doc` cells into output-only cells and link backticked names.
+3. The processed notebooks are written to _proc/ under nbdev's page names (`16_forecaster.ipynb` ->
+   `forecaster.ipynb`, so `forecaster.html`), `show_doc` entries as Markdown sections with nbdev's anchors
+   (`#twigaforecaster.fit`), Quarto cell options (`echo`, `output`, `include`, `code-fold`) as myst-nb cell tags,
+   links to notebooks and to the configured doc host as links inside the site; the index page gets the sidebar
+   (Tutorials, API in file-name order, then the other folders).
+4. Sphinx (docs/conf.py: myst-nb, the PyData book theme, Sphinx's offline search) renders _proc/ into the site;
+   every Sphinx warning (a broken cross-reference, a missing image, bad markup) fails the build. The generated
+   modules (twiga/**.py) get highlighted source pages (_src/), the target of every entry's `source` link.
 
-nbdev_proc_nbs itself is not called: without Quarto it starts downloading and installing Quarto.
+Exit status 1 if a cell failed, nbdev's processing failed (the page would fall back to source) or Sphinx warned;
+each problem names the notebook and the cell. _site/_docs.json records pages, timings and documented symbols.
 """
 from __future__ import annotations
 
 import argparse
-import base64
 import configparser
-import fnmatch
-import html
+import hashlib
 import json
 import os
+import posixpath
 import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 ROOT = Path(__file__).resolve().parents[1]
-NBS = ROOT / "nbs"
-SKIP_PARTS = {"_proc", "_docs", "_site", ".ipynb_checkpoints", "_nbtmp"}
-GROUPS = {"tutorials": "Tutorials", "": "API", "jobs": "Jobs"}
+CONF_DIR = ROOT / "docs"
 ASSET_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp"}
+SRC_DIR = "_src"          # highlighted sources of twiga/ in the site
+MANIFEST = "_docs.json"   # what the build did, read by tests/test_docs.py
+
+
+# ---------------------------------------------------------------- settings and discovery
+def settings(root: Path = ROOT) -> dict[str, str]:
+    cfg = configparser.ConfigParser()
+    cfg.read(root / "settings.ini")
+    return dict(cfg["DEFAULT"])
+
+
+def find_notebooks(nbs: Path) -> list[Path]:
+    "Every notebook under `nbs`, skipping folders and files that start with `_` or `.` (as nbdev_test does)."
+    return [p for p in sorted(nbs.rglob("*.ipynb"))
+            if not any(part.startswith(("_", ".")) for part in p.relative_to(nbs).parts)]
+
+
+def doc_name(rel: PurePosixPath) -> PurePosixPath:
+    "The processed notebook of notebook `rel` (relative to nbs/), named as nbdev names its page, without suffix."
+    return rel.with_name(re.sub(r"^\d+[a-zA-Z0-9]*_", "", rel.name.lower())).with_suffix("")
+
+
+def page_path(rel: PurePosixPath) -> str:
+    "The page of notebook `rel` in the site: `16_forecaster.ipynb` -> `forecaster.html`."
+    return doc_name(rel).as_posix() + ".html"
+
+
+# ---------------------------------------------------------------- links: notebooks, doc host, source files
+class Links:
+    "Rewrites the links nbdev and authors write into links inside the site, for the document of one notebook."
+    def __init__(self, rel: PurePosixPath, notebooks: list[PurePosixPath], cfg: dict[str, str]):
+        self.rel, self.here = rel, doc_name(rel).parent.as_posix() or "."
+        self.docs = {nb.as_posix(): doc_name(nb) for nb in notebooks}
+        self.pages = {page_path(nb): doc_name(nb) for nb in notebooks}
+        host = cfg.get("doc_host", "").rstrip("/") + "/" + cfg.get("doc_baseurl", "/").strip("/")
+        self.doc_root = host.rstrip("/") + "/" if cfg.get("doc_host") else None
+        self.git_blob = cfg.get("git_url", "").rstrip("/") + f"/blob/{cfg.get('branch', 'main')}/"
+
+    def _rel(self, target: str) -> str:
+        return posixpath.relpath(target, self.here)
+
+    def url(self, url: str, html: bool = False) -> str | None:
+        "`url` inside the site (`.ipynb` in Markdown cells, which Sphinx checks; `.html` in outputs), None: no link."
+        ext = ".html" if html else ".ipynb"
+        path, hash_, frag = url.partition("#")
+        if self.doc_root and url.startswith(self.doc_root):
+            if frag.rsplit(".", 1)[-1].startswith("_"): return None   # a private name: linked by nbdev, not documented
+            doc = self.pages.get(path[len(self.doc_root):] or "index.html")
+            if doc is not None: return self._rel(doc.as_posix() + ext) + hash_ + frag
+        elif url.startswith(self.git_blob):
+            line = f"#L-{frag[1:]}" if re.fullmatch(r"L\d+", frag) else ""
+            return self._rel(f"{SRC_DIR}/{path[len(self.git_blob):]}.html") + line
+        elif path.endswith(".ipynb") and "://" not in path:
+            key = posixpath.normpath(posixpath.join(self.rel.parent.as_posix(), path))
+            if key in self.docs: return self._rel(self.docs[key].as_posix() + ext) + hash_ + frag
+        return url
+
+    def markdown(self, md: str, html: bool = False) -> str:
+        "Every Markdown link of `md` through `url`; a link to nothing keeps its text."
+        def sub(m):
+            url = self.url(m.group(2), html)
+            return m.group(1) if url is None else f"[{m.group(1)}]({url})"
+        return re.sub(r"\[([^\]]*)\]\(([^)\s]+)\)", sub, md)
+
+
+_CALLOUT = re.compile(r"^(:{3,})\s*\{\.callout-(\w+)[^}]*\}\s*$", re.M)
+_FENCED_DIV = re.compile(r"^(:{3,})\s*\{([.#][^}]*)\}\s*$", re.M)
+_HEADING_ID = re.compile(r"^(#{1,6}\s.*?)\s*\{#([\w.:-]+)[^}]*\}\s*$", re.M)
+
+
+def quarto_to_myst(md: str) -> str:
+    "Quarto's Markdown that MyST reads differently: callouts, fenced divs, heading ids, shortcodes."
+    md = _CALLOUT.sub(lambda m: f"{m.group(1)}{{{m.group(2)}}}", md)
+    md = _FENCED_DIV.sub(lambda m: f"{m.group(1)}{{container}} " + " ".join(
+        c[1:] for c in m.group(2).split() if c.startswith(".")), md)
+    md = _HEADING_ID.sub(lambda m: f"({m.group(2)})=\n{m.group(1)}", md)
+    return re.sub(r"\{\{<.*?>\}\}", "", md)
+
+
+# ---------------------------------------------------------------- one notebook: execute, process, convert
+_QUARTO_OPT = re.compile(r"^#\|\s*([\w-]+)\s*:\s*(.*?)\s*$")
+
+
+def cell_options(src: str) -> tuple[dict[str, str], str]:
+    "The Quarto cell options (`#| echo: false`) nbdev leaves at the top of a processed cell, and the code after them."
+    opts, lines = {}, src.splitlines()
+    while lines and (m := _QUARTO_OPT.match(lines[0])):
+        opts[m.group(1)] = m.group(2).strip("'\"").lower()
+        lines.pop(0)
+    return opts, "\n".join(lines).strip("\n")
+
+
+def _text(v) -> str:
+    return "".join(v) if isinstance(v, list) else (v or "")
+
+
+# scripts/build_readme.py reads index.ipynb with these two as well
 _ANSI = re.compile(r"\x1B(?:[@-Z\\-_]|\[[0-?]*[ -/]*[@-~])")
 _DIRECTIVE = re.compile(r"^\s*#\|\s*([\w-]+)\s*:?\s*(.*?)\s*$")
 
 
-# ---------------------------------------------------------------- discovery
-def find_notebooks(nbs: Path = NBS, only: list[str] | None = None) -> list[Path]:
-    "Notebooks under `nbs` (recursively), by path; `only` keeps those matching a glob (plus index.ipynb)."
-    found = []
-    for p in sorted(nbs.rglob("*.ipynb")):
-        rel = p.relative_to(nbs)
-        if any(part in SKIP_PARTS or part.startswith((".", "_")) for part in rel.parts): continue
-        if only and rel.as_posix() != "index.ipynb" and not any(
-                fnmatch.fnmatch(rel.as_posix(), pat) or fnmatch.fnmatch(p.name, pat) for pat in only):
-            continue
-        found.append(p)
-    return found
-
-
-def page_path(nb: Path, nbs: Path = NBS) -> str:
-    "The site path of a notebook's page, as nbdev names it: tutorials/01_getting_started.ipynb -> tutorials/getting_started.html."
-    rel = nb.relative_to(nbs)
-    name = re.sub(r"^\d+[a-zA-Z0-9]*_", "", rel.name.lower())[:-len(".ipynb")] + ".html"
-    return (rel.parent / name).as_posix()
-
-
-def group_of(rel: Path) -> str:
-    "The sidebar group of a notebook by its folder: Tutorials, API (top level), Jobs, or the folder's name."
-    folder = rel.parent.as_posix() if rel.parent != Path(".") else ""
-    return GROUPS.get(folder, folder.replace("_", " ").title())
-
-
-# ---------------------------------------------------------------- worker: execute, process, render one notebook
 def _directives(src: str) -> tuple[dict[str, str], str]:
     "The `#|` directives of a cell and its source without them."
     d, keep = {}, []
@@ -80,506 +154,408 @@ def _directives(src: str) -> tuple[dict[str, str], str]:
     return d, "\n".join(keep).strip("\n")
 
 
-def _text(v) -> str:
-    return "".join(v) if isinstance(v, list) else (v or "")
+_SD_SOURCE = re.compile(r"^\[source\]\(([^)]+)\)(\{[^}]*\})?\s*$", re.M)
+_SD_HEADING = re.compile(r"^(#{1,6}) (.+)$", re.M)
 
 
-def clean_quarto_markdown(md: str) -> str:
-    "Markdown without raw Quarto markup: fenced divs become <div>s, attribute blocks and shortcodes go."
-    out, depth = [], 0
-    for line in md.splitlines():
-        s = line.strip()
-        m = re.match(r"^:{3,}\s*\{?([^}]*)\}?\s*$", s)
-        if m and m.group(1).strip():
-            classes = " ".join(c.lstrip(".") for c in m.group(1).split() if c.startswith("."))
-            out += ["", f'<div class="{html.escape(classes)}">', ""]
-            depth += 1
-            continue
-        if re.match(r"^:{3,}\s*$", s):
-            if depth: out += ["", "</div>", ""]; depth -= 1
-            continue
-        line = re.sub(r"^(#{1,6}\s.*?)\s*\{[#.][^}]*\}\s*$", r"\1", line)   # heading {#id .class}
-        line = re.sub(r"(?<!!)\[([^\]]+)\]\(([^)\s]+)\)\{([^}]*)\}", _attr_link, line)   # [a](u){target=..}
-        line = re.sub(r"(\]\([^)]*\))\{[^}]*\}", r"\1", line)                        # ![](img){width=50%}
-        line = re.sub(r"\{\{<.*?>\}\}", "", line)                           # {{< shortcode >}}
-        line = re.sub(r"^(\s*```+)\s*\{(\w+)[^}]*\}", r"\1\2", line)        # ```{python}
-        out.append(line)
-    return "\n".join(out + ["", "</div>"] * depth)
+def show_doc_markdown(md: str, links: Links) -> str:
+    "A `show_doc` output as a Markdown section: nbdev's heading (anchor as nbdev's), then source link and signature."
+    md = re.sub(r"^\s*---\s*\n", "", md)   # nbdev's rule above each entry: the theme draws sections
+    src = _SD_SOURCE.search(md)
+    md = _SD_SOURCE.sub("", md).strip()
+    if src:
+        link = f'<a class="sd-source" href="{links.url(src.group(1), html=True)}">source</a>'
+        md = _SD_HEADING.sub(lambda m: f"{m.group(0)}\n\n{link}", md, count=1)
+    return links.markdown(md)
 
 
-def _attr_link(m: re.Match) -> str:
-    "A Pandoc link with attributes, `[text](url){target=... .class}`, as an HTML link."
-    attrs = dict(re.findall(r'([\w-]+)="([^"]*)"', m.group(3)))
-    classes = " ".join(c[1:] for c in m.group(3).split() if c.startswith("."))
-    extra = "".join(f' {k}="{html.escape(v)}"' for k, v in attrs.items() if k in ("target", "style", "title"))
-    cls = f' class="{html.escape(classes)}"' if classes else ""
-    return f'<a href="{html.escape(m.group(2))}"{cls}{extra}>{m.group(1)}</a>'
+LETS_PLOT_LIBRARY = re.compile(r'<script[^>]*data-lets-plot-script="library"[^>]*>.*?</script>', re.S)
+LETS_PLOT_READY = '<script type="text/javascript">window.letsPlotCall = function(f) { f(); };</script>'
 
 
-def slug(text: str) -> str:
-    "Quarto's heading id: lower case, spaces to dashes, only letters, digits, `-`, `_` and `.` kept."
-    text = re.sub(r"<[^>]+>", "", html.unescape(text)).strip().lower()
-    return re.sub(r"[^\w.\-]", "", re.sub(r"\s+", "-", text))
-
-
-def _markdown(md: str, attachments: dict | None = None) -> str:
-    from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
-    for name, data in (attachments or {}).items():
-        mime, b64 = next(iter(data.items()))
-        md = md.replace(f"attachment:{name}", f"data:{mime};base64,{_text(b64)}")
-    out = MarkdownWithMath(renderer=IPythonRenderer(escape=False, exclude_anchor_links=True)).render(md)
-    return re.sub(r'<h([1-6])( id="[^"]*")?>(.*?)</h\1>',
-                  lambda m: f'<h{m.group(1)} id="{slug(m.group(3))}">{m.group(3)}</h{m.group(1)}>', out, flags=re.S)
-
-
-def _code(src: str) -> str:
-    from pygments import highlight
-    from pygments.formatters import HtmlFormatter
-    from pygments.lexers import PythonLexer
-    return highlight(src, PythonLexer(), HtmlFormatter(cssclass="highlight"))
-
-
-LETS_PLOT_LIB = re.compile(r'<script[^>]*data-lets-plot-script="library"[^>]*>.*?</script>', re.S)
-
-
-def _html_output(h: str) -> tuple[str, bool]:
-    "An HTML output ready to sit inside a page; True if it is a lets-plot figure (needs the library script)."
-    if "data-lets-plot-script" not in h: return h, False
-    h = LETS_PLOT_LIB.sub("", h)
+def lets_plot_html(h: str) -> str:
+    "A lets-plot figure as part of a page: its loader (the library inline, or fetched from a CDN) becomes a line that\n"
+    "says the library is there (the page loads the site's copy first, see docs/docs_ext.py); no page-wide style."
+    if "data-lets-plot-script" not in h: return h
+    h = LETS_PLOT_LIBRARY.sub(LETS_PLOT_READY, h)
     h = re.sub(r"<style>\s*html,\s*body\s*\{[^}]*\}\s*</style>", "", h)
-    h = re.sub(r"</?(html|head|body)\b[^>]*>|<meta[^>]*>", "", h)
-    return f'<div class="lets-plot">{h}</div>', True
+    return re.sub(r"</?(html|head|body)\b[^>]*>|<meta[^>]*>", "", h)
 
 
-def render_output(o: dict) -> tuple[str, bool]:
-    "One cell output as HTML; True if it needs lets-plot's library."
-    t = o.get("output_type")
-    if t == "stream":
-        txt = _ANSI.sub("", _text(o.get("text")))
-        return (f'<pre class="stream {o.get("name", "stdout")}">{html.escape(txt)}</pre>' if txt.strip() else ""), False
-    if t == "error":
-        tb = _ANSI.sub("", "\n".join(o.get("traceback") or [f"{o.get('ename')}: {o.get('evalue')}"]))
-        return f'<pre class="error">{html.escape(tb)}</pre>', False
-    data = o.get("data", {})
-    if "text/html" in data: return _html_output(_text(data["text/html"]))
-    if "text/markdown" in data:
-        return f'<div class="md-output">{_markdown(clean_quarto_markdown(_text(data["text/markdown"])))}</div>', False
-    if "image/svg+xml" in data: return f'<div class="image">{_text(data["image/svg+xml"])}</div>', False
-    for mime in ("image/png", "image/jpeg", "image/gif"):
-        if mime in data:
-            return f'<div class="image"><img src="data:{mime};base64,{_text(data[mime]).strip()}"></div>', False
-    if "text/plain" in data: return f'<pre class="result">{html.escape(_ANSI.sub("", _text(data["text/plain"])))}</pre>', False
-    return "", False
+def convert_output(o: dict, links: Links) -> dict:
+    "One output as myst-nb shows it: lets-plot figures use the site's copy of the library; links point inside the site."
+    data = o.get("data")
+    if not data: return o
+    if "text/html" in data: data["text/html"] = links.markdown(lets_plot_html(_text(data["text/html"])), html=True)
+    if "text/markdown" in data: data["text/markdown"] = links.markdown(_text(data["text/markdown"]), html=True)
+    return o
 
 
-def render_cells(cells: list) -> tuple[str, bool, list[str]]:
-    "The page body of processed notebook cells, whether it needs lets-plot, and the error messages."
-    parts, needs_lp, errors = [], False, []
+def to_myst(cells: list[dict], fm: dict, rel: PurePosixPath, links: Links, modules: list[str]) -> tuple[dict, dict]:
+    "The processed cells as the notebook myst-nb renders, and what the page holds (cell map, documented symbols)."
+    title = str(fm.get("title") or rel.stem)
+    head = f"# {title}\n"
+    if fm.get("description"): head += f"\n{{.description}}\n{fm['description']}\n"
+    if modules:
+        srcs = ", ".join(f'<a href="{links._rel(f"{SRC_DIR}/{m}.html")}"><code>{m}</code></a>' for m in modules)
+        head += f'\n{{.page-source}}\nNotebook <code>nbs/{rel.as_posix()}</code>, module {srcs}\n'
+    out, cell_map, symbols = [_md_cell(head)], [None], []
     for c in cells:
-        ctype, src = c.get("cell_type"), c.get("source")
-        src = _text(src) if src is not None else None
-        if ctype == "raw": continue       # front matter (already read) and raw cells for other formats
-        if ctype == "markdown":
-            if src and src.strip() and not src.strip().startswith("<!-- WARNING: THIS FILE WAS AUTOGENERATED"):
-                parts.append(f'<div class="md">{_markdown(clean_quarto_markdown(src), c.get("attachments"))}</div>')
-            continue
-        d, body = _directives(src or "")
-        if d.get("include") == "false": continue
-        outs = [] if d.get("output") == "false" else c.get("outputs", [])
-        for o in outs:
-            if o.get("output_type") == "error": errors.append(f"{o.get('ename')}: {o.get('evalue')}")
-        rendered = [render_output(o) for o in outs]
-        needs_lp |= any(lp for _, lp in rendered)
-        out_html = "".join(h for h, _ in rendered if h)
-        code = "" if (src is None or d.get("echo") == "false" or not body.strip()) else _code(body)
-        if code and d.get("code-fold") in ("true", "show"):
-            summary = html.escape(d.get("code-summary", "Code"))
-            code = f'<details{" open" if d["code-fold"] == "show" else ""}><summary>{summary}</summary>{code}</details>'
-        if not code and not out_html: continue
-        inp = f'<div class="input">{code}</div>' if code else ""
-        doc = not code and all(o.get("output_type") != "stream" and "text/markdown" in o.get("data", {}) for o in outs)
-        outp = f'<div class="{"doc" if doc else "output"}">{out_html}</div>' if out_html else ""
-        parts.append(f'<div class="cell">{inp}{outp}</div>')
-    return "\n".join(parts), needs_lp, errors
+        kind, src = c["cell_type"], _text(c.get("source"))
+        if kind == "raw" or src.strip().startswith("<!-- WARNING: THIS FILE WAS AUTOGENERATED"): continue
+        if kind == "markdown":
+            cell = _md_cell(links.markdown(quarto_to_myst(src)))
+            if c.get("attachments"): cell["attachments"] = c["attachments"]
+        else:
+            opts, code = cell_options(src)
+            if opts.get("include") == "false": continue
+            md_outs = [_text(o["data"]["text/markdown"]) for o in c.get("outputs", [])
+                       if "text/markdown" in o.get("data", {})]
+            if code.startswith("show_doc(") and md_outs:
+                symbols += _SD_HEADING.findall(md_outs[0])[:1]
+                cell = _md_cell(show_doc_markdown(md_outs[0], links))
+            else:
+                tags = ["remove-input"] if opts.get("echo") == "false" else []
+                tags += ["remove-output"] if opts.get("output") == "false" else []
+                tags += ["hide-input"] if opts.get("code-fold") == "true" else []
+                outs = [convert_output(o, links) for o in c.get("outputs", [])]
+                if not outs and (not code or "remove-input" in tags): continue
+                cell = {"cell_type": "code", "execution_count": None, "metadata": {"tags": tags} if tags else {},
+                        "outputs": outs, "source": code}
+        out.append(cell)
+        cell_map.append(c.get("metadata", {}).get("twiga_cell"))
+    kernel = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb = {"cells": out, "metadata": {"kernelspec": kernel, "language_info": {"name": "python"}},
+          "nbformat": 4, "nbformat_minor": 5}
+    return nb, {"cell_map": cell_map, "symbols": [s[1] for s in symbols]}
 
 
-def _test_flags() -> set[str]:
-    cfg = configparser.ConfigParser()
-    cfg.read(ROOT / "settings.ini")
-    return set(cfg["DEFAULT"].get("tst_flags", "").split())
+def _md_cell(src: str) -> dict:
+    return {"cell_type": "markdown", "metadata": {}, "source": src}
 
 
-def worker(src: Path, out_json: Path, proc_dir: Path, execute: bool) -> None:
-    "Execute, process and render one notebook; write the page's parts to `out_json`."
-    from execnb.nbio import read_nb, write_nb
+def _error_text(cell, idx: int | None) -> str:
+    err = next((o for o in cell.get("outputs", []) if o.get("output_type") == "error"), None)
+    what = f"{err['ename']}: {err['evalue']}" if err else "failed"
+    where = f"cell {idx}" if idx is not None else f"nbdev's inserted `{cell.source.strip()}`"
+    first = next((ln for ln in cell.source.splitlines() if ln.strip() and not ln.startswith("#|")), "")
+    return f"{where} failed: {what.strip()}  [{first.strip()[:80]}]"
+
+
+def add_method_docs(nb) -> None:
+    "`show_doc` cells for the public methods and properties written in an exported class's body, after the class's."
+    import ast
+
+    from nbdev.processors import _want_doc  # the exported cells nbdev's add_show_docs documents
+    shown = {c.source.strip() for c in nb.cells if c.cell_type == "code" and c.source.strip().startswith("show_doc(")}
+    methods: dict[str, list[str]] = {}
+    for cell in nb.cells:
+        if not _want_doc(cell): continue
+        try: tree = ast.parse(cell.source)
+        except SyntaxError: continue
+        for node in tree.body:
+            if isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
+                defs = [f for f in node.body if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))]
+                methods[node.name] = [f"{node.name}.{f.name}" for f in defs if not f.name.startswith("_")]
+    from execnb.nbio import mk_cell
+    cells = []
+    for cell in nb.cells:
+        cells.append(cell)
+        m = re.fullmatch(r"show_doc\((\w+)\)", cell.source.strip()) if getattr(cell, "has_sd", False) else None
+        for nm in methods.get(m.group(1), []) if m else []:
+            if f"show_doc({nm})" in shown: continue
+            new = mk_cell(f"show_doc({nm})")
+            new.has_sd = True
+            cells.append(new)
+    nb.cells = cells
+
+
+def worker(src: Path, nbs: Path, proc_dir: Path, mode: str, out_json: Path) -> None:
+    "Execute (mode `run`), process and convert one notebook; `keep` shows committed outputs, `plain` runs nothing."
+    os.environ["IN_TEST"] = "1"
+    from execnb.nbio import read_nb
     from execnb.shell import CaptureShell
     from fastcore.basics import AttrDict
     from fastcore.xtras import working_directory
     from nbdev.frontmatter import FrontmatterProc
-    from nbdev.process import NBProcessor, extract_directives
-    from nbdev.processors import FilterDefaults
-    os.environ["IN_TEST"] = "1"
-    t0, errors = time.time(), []
-    fm = dict(getattr(NBProcessor(src, procs=FrontmatterProc, process=True).nb, "frontmatter_", {}) or {})
-    nb = read_nb(src)   # nbdev's own processors need the directive lines that NBProcessor strips
-    flags = _test_flags()
+    from nbdev.process import NBProcessor
+    from nbdev.processors import FilterDefaults, add_show_docs, populate_language
+    t0, errors, processed = time.time(), [], False
+    cfg = settings(nbs.parent)
+    rel = PurePosixPath(src.relative_to(nbs).as_posix())
+    nb = read_nb(src)
+    for i, cell in enumerate(nb.cells): cell.metadata["twiga_cell"] = i
+    flags = set(cfg.get("tst_flags", "").split())
 
-    def no_eval(cell):   # the cells nbdev_test skips
+    def skip(cell) -> bool:   # the cells nbdev_test skips
         if cell.cell_type != "code" or "nbdev_export(" in cell.source: return True
-        d = extract_directives(AttrDict(source=cell.source), remove=False)
+        d = getattr(cell, "directives_", None) or {}
         return d.get("eval:", [""])[0].lower() == "false" or bool(flags & d.keys())
 
-    if execute and str(fm.get("skip_exec", "")).lower() not in ("true", "1"):
-        shell = CaptureShell(src)
-        with working_directory(src.parent): shell.run_all(nb, exc_stop=False, preproc=no_eval)
+    procs = FilterDefaults().procs()
     try:
-        with working_directory(src.parent): FilterDefaults()(nb)
-        fm = dict(getattr(nb, "frontmatter_", {}) or fm)
-    except Exception as e:   # a show_doc or import cell that fails outside the notebook's flow
-        errors.append(f"nbdev processing: {type(e).__name__}: {e} {getattr(e, '__cause__', '') or ''}".strip())
-    rel = src.relative_to(NBS)
-    proc_file = proc_dir / rel
-    proc_file.parent.mkdir(parents=True, exist_ok=True)
-    write_nb(nb, proc_file)
-    cells = json.loads(proc_file.read_text())["cells"]
-    body, needs_lp, cell_errors = render_cells(cells)
+        first = NBProcessor(nb=nb, procs=[FrontmatterProc, populate_language, add_show_docs], rm_directives=False)
+        first.process()
+        add_method_docs(nb)
+        for cell in nb.cells: cell.metadata = AttrDict(cell.metadata)   # nbdev's new cells carry a plain dict
+        fm = dict(getattr(nb, "frontmatter_", {}) or {})
+        if mode == "run" and str(fm.get("skip_exec", "")).lower() in ("true", "1"): mode = "keep"
+        if mode == "run":
+            shell = CaptureShell(src)
+            shell.run_cell("from nbdev.showdoc import show_doc")   # as nbdev's exec_show_docs does
+            with working_directory(src.parent):
+                for cell in nb.cells:
+                    if skip(cell): continue
+                    shell.cell(cell)
+                    if shell.exc:
+                        errors.append(_error_text(cell, cell.metadata.get("twiga_cell")))
+                        break
+        skip_names = {"add_show_docs", "exec_show_docs"} if mode in ("run", "plain") else set()
+        rest = [p for p in procs if getattr(p, "__name__", "") not in skip_names]
+        with working_directory(src.parent): NBProcessor(nb=nb, procs=rest).process()
+        fm, processed = dict(getattr(nb, "frontmatter_", {}) or fm), True
+    except Exception as e:
+        cause = f" ({type(e.__cause__).__name__}: {e.__cause__})" if e.__cause__ else ""
+        errors.append(f"nbdev's docs processing failed, the page would fall back to source: "
+                      f"{type(e).__name__}: {e}{cause}".replace("\n", " ")[:600])
+        fm = {}
+    from execnb.nbio import nb2dict
+    cells = nb2dict(nb)["cells"] if processed else []   # never the unprocessed source
+    notebooks = [PurePosixPath(p.relative_to(nbs).as_posix()) for p in find_notebooks(nbs)]
+    links = Links(rel, notebooks, cfg)
+    modules = _modules_of(src, cfg)
+    myst_nb, info = to_myst(cells, fm, rel, links, modules)
+    target = proc_dir / (doc_name(rel).as_posix() + ".ipynb")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(myst_nb, indent=1))
     out_json.write_text(json.dumps({
-        "title": str(fm.get("title") or src.stem), "description": str(fm.get("description") or ""),
-        "output_file": str(fm.get("output-file") or re.sub(r"^\d+[a-zA-Z0-9]*_", "", src.stem.lower()) + ".html"),
-        "body": body, "lets_plot": needs_lp, "errors": errors + cell_errors, "seconds": round(time.time() - t0, 1)}))
+        "notebook": rel.as_posix(), "doc": doc_name(rel).as_posix(), "page": page_path(rel),
+        "title": str(fm.get("title") or rel.stem), "description": str(fm.get("description") or ""),
+        "mode": mode, "modules": modules, "errors": errors, "seconds": round(time.time() - t0, 1), **info}))
 
 
-# ---------------------------------------------------------------- parallel driver
-def run_workers(notebooks: list[Path], work: Path, proc_dir: Path, jobs: int, timeout: float,
-                execute: bool) -> dict[Path, dict]:
-    "Run one worker process per notebook, `jobs` at a time; each is killed after `timeout` seconds."
-    pending, running, results = list(notebooks), {}, {}
+def _modules_of(src: Path, cfg: dict) -> list[str]:
+    "The files of twiga/ a notebook exports to (`#| default_exp`, `#| export module`)."
+    nb = json.loads(src.read_text())
+    mods, default = [], None
+    for c in nb["cells"]:
+        s = _text(c["source"])
+        if m := re.search(r"^#\|[ \t]*default_exp[ \t]+(\S+)", s, re.M): default = m.group(1)
+        for m in re.finditer(r"^#\|[ \t]*export[si]?[ \t]*(\S*)[ \t]*$", s, re.M):
+            mods.append(m.group(1) or default)
+    lib = cfg.get("lib_path", "twiga")
+    files = {f"{lib}/{m.replace('.', '/')}" for m in mods if m}
+    root = src.parent if (src.parent / "settings.ini").exists() else next(
+        (p for p in src.parents if (p / "settings.ini").exists()), src.parent)
+    return sorted(f"{f}/__init__.py" if (root / f / "__init__.py").exists() else f"{f}.py" for f in files)
+
+
+# ---------------------------------------------------------------- the driver
+def run_workers(jobs_in: list[tuple[Path, str]], nbs: Path, proc_dir: Path, work: Path, jobs: int,
+                timeout: float) -> list[dict]:
+    "One worker process per notebook, `jobs` at a time, each killed after `timeout` seconds."
+    pending, running, results = list(jobs_in), {}, []
     env = {**os.environ, "IN_TEST": "1", "PYTHONUNBUFFERED": "1"}
     while pending or running:
         while pending and len(running) < jobs:
-            nb = pending.pop(0)
-            out = work / (nb.relative_to(NBS).as_posix().replace("/", "__") + ".json")
+            nb, mode = pending.pop(0)
+            out = work / (nb.relative_to(nbs).as_posix().replace("/", "__") + ".json")
             log = open(work / (out.name + ".log"), "w")
-            cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", str(nb), "--worker-out", str(out),
-                   "--proc-dir", str(proc_dir)] + ([] if execute else ["--no-execute"])
+            cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", str(nb), "--nbs", str(nbs),
+                   "--worker-out", str(out), "--proc-dir", str(proc_dir), "--mode", mode]
             running[nb] = (subprocess.Popen(cmd, cwd=nb.parent, env=env, stdout=log, stderr=subprocess.STDOUT),
                            time.time(), out, log)
-        time.sleep(0.2)
+        time.sleep(0.1)
         for nb, (p, start, out, log) in list(running.items()):
             if p.poll() is None and time.time() - start < timeout: continue
-            if p.poll() is None:
-                p.kill(); p.wait()
+            timed_out = p.poll() is None
+            if timed_out:
+                p.kill()
+                p.wait()
             log.close()
             del running[nb]
-            rel = nb.relative_to(NBS)
+            rel = PurePosixPath(nb.relative_to(nbs).as_posix())
             if p.returncode == 0 and out.exists(): res = json.loads(out.read_text())
             else:
-                tail = Path(log.name).read_text()[-3000:]
-                why = f"timed out after {timeout:.0f} s" if time.time() - start >= timeout else f"worker exit {p.returncode}"
-                res = {"title": nb.stem, "description": "", "body": f'<pre class="error">{html.escape(tail)}</pre>',
-                       "output_file": re.sub(r"^\d+[a-zA-Z0-9]*_", "", nb.stem.lower()) + ".html",
-                       "lets_plot": False, "errors": [f"{why}: {tail.strip().splitlines()[-1] if tail.strip() else ''}"],
+                tail = Path(log.name).read_text().strip().splitlines()[-12:]
+                why = f"timed out after {timeout:.0f} s" if timed_out else f"worker exit {p.returncode}"
+                res = {"notebook": rel.as_posix(), "doc": doc_name(rel).as_posix(), "page": page_path(rel),
+                       "title": rel.stem, "description": "", "mode": "failed", "modules": [], "cell_map": [],
+                       "symbols": [], "errors": [f"{why}: " + " | ".join(tail)],
                        "seconds": round(time.time() - start, 1)}
-            results[nb] = res
-            print(f"  {rel.as_posix():45s} {res['seconds']:6.1f} s{'  ERRORS: ' + '; '.join(res['errors']) if res['errors'] else ''}",
-                  flush=True)
+            results.append(res)
+            status = "; ".join(res["errors"]) if res["errors"] else {"run": "ok", "keep": "committed outputs",
+                                                                      "plain": "not executed (--only)"}[res["mode"]]
+            print(f"  {rel.as_posix():50s} {res['seconds']:6.1f} s  {status}", flush=True)
     return results
 
 
-# ---------------------------------------------------------------- site assembly
-CSS = """
-:root { --fg:#1f2328; --muted:#59636e; --line:#d1d9e0; --accent:#0b5cad; --bg2:#f6f8fa; }
-* { box-sizing: border-box; }
-body { margin:0; font-family: -apple-system, BlinkMacSystemFont, "Segoe UI", Roboto, Helvetica, Arial, sans-serif;
-       color:var(--fg); line-height:1.55; font-size:16px; }
-a { color:var(--accent); text-decoration:none; } a:hover { text-decoration:underline; }
-header.top { position:sticky; top:0; z-index:10; background:#0b5cad; color:#fff; height:52px; display:flex;
-       align-items:center; padding:0 24px; gap:28px; }
-header.top a { color:#fff; } header.top .brand { font-weight:700; font-size:20px; }
-header.top nav a { margin-right:18px; opacity:.9; }
-.layout { display:flex; align-items:flex-start; }
-aside.sidebar { position:sticky; top:52px; width:260px; flex:none; height:calc(100vh - 52px); overflow-y:auto;
-       padding:20px 16px; border-right:1px solid var(--line); background:var(--bg2); font-size:14px; }
-aside.sidebar h4 { margin:18px 0 6px; font-size:12px; text-transform:uppercase; letter-spacing:.06em; color:var(--muted); }
-aside.sidebar ul { list-style:none; margin:0; padding:0; } aside.sidebar li { margin:2px 0; }
-aside.sidebar a { display:block; padding:3px 8px; border-radius:6px; color:var(--fg); }
-aside.sidebar a.active { background:#dbe9f8; color:var(--accent); font-weight:600; }
-main { flex:1; min-width:0; max-width:1000px; padding:28px 40px 80px; }
-main h1.title { margin:0 0 6px; font-size:34px; } p.description { color:var(--muted); font-size:18px; margin:0 0 24px; }
-aside.toc { position:sticky; top:52px; width:220px; flex:none; padding:28px 16px; font-size:13px; max-height:calc(100vh - 52px); overflow-y:auto; }
-aside.toc ul { list-style:none; padding-left:0; margin:0; } aside.toc li.h3 { padding-left:12px; }
-aside.toc h5 { margin:0 0 8px; color:var(--muted); text-transform:uppercase; letter-spacing:.06em; font-size:11px; }
-@media (max-width: 1300px) { aside.toc { display:none; } }
-.md h2 { border-bottom:1px solid var(--line); padding-bottom:4px; margin-top:36px; }
-.md table, .md-output table { border-collapse:collapse; margin:12px 0; font-size:14px; }
-.md th, .md td, .md-output th, .md-output td { border:1px solid var(--line); padding:4px 10px; }
-code { background:var(--bg2); padding:1px 4px; border-radius:4px; font-size:88%; }
-pre { overflow-x:auto; font-size:13.5px; line-height:1.45; }
-.cell { margin:14px 0; }
-.md pre { background:var(--bg2); border:1px solid var(--line); border-radius:6px; padding:8px 12px; }
-.md .highlight pre { border:0; padding:0; }
-.cell .doc { margin-top:6px; }
-.cell .input .highlight, .md .highlight, .md-output .highlight { background:var(--bg2); border:1px solid var(--line);
-       border-radius:6px; padding:0 12px; }
-.cell .input pre { margin:8px 0; }
-.cell .output { padding:4px 0 4px 12px; border-left:3px solid #e5e9ee; margin-top:6px; overflow-x:auto; }
-.cell .output pre { margin:4px 0; } pre.stream.stderr { color:#8a5a00; } pre.error { color:#b3261e; background:#fdecea; padding:8px; }
-.md-output hr { border:0; border-top:1px solid var(--line); margin:28px 0 8px; }
-.md-output h3 { margin:8px 0; font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size:19px; }
-.md-output p > em { color:var(--muted); }
-table.dataframe { border-collapse:collapse; font-size:13px; } table.dataframe th, table.dataframe td { border-bottom:1px solid var(--line); padding:3px 8px; text-align:right; }
-details > summary { cursor:pointer; color:var(--muted); font-size:14px; }
-.callout, .callout-note, .callout-tip, .callout-warning, .callout-important { border-left:4px solid var(--accent);
-       background:#eef5fc; padding:4px 14px; margin:14px 0; border-radius:4px; }
-.callout-warning, .callout-important { border-color:#d97706; background:#fff7e6; }
-.lets-plot { overflow-x:auto; }
-"""
-
-
-def _rel(target: str, page: str) -> str:
-    "The link from the page at site path `page` to site path `target`."
-    return os.path.relpath(target, os.path.dirname(page) or ".").replace(os.sep, "/")
-
-
-def _nav(pages: list[dict], current: str) -> str:
-    groups: dict[str, list[dict]] = {}
-    for p in pages:
-        if p["path"] != "index.html": groups.setdefault(p["group"], []).append(p)
-    order = [g for g in ("Tutorials", "API", "Jobs") if g in groups] + sorted(g for g in groups if g not in GROUPS.values())
-    active = ' class="active"'
-    out = [f'<ul><li><a href="{_rel("index.html", current)}"{active if current == "index.html" else ""}>Home</a></li></ul>']
+def sidebar_cells(results: list[dict]) -> list[dict]:
+    "The site's navigation, as hidden toctrees on the index page: Tutorials, API (top level), then other folders."
+    groups: dict[str, list[str]] = {}
+    for r in sorted(results, key=lambda r: r["notebook"]):
+        if r["doc"] == "index": continue
+        folder = PurePosixPath(r["notebook"]).parent.as_posix()
+        groups.setdefault("" if folder == "." else folder, []).append(r["doc"])
+    order = [g for g in ("tutorials", "") if g in groups] + sorted(g for g in groups if g not in ("tutorials", ""))
+    cells = []
     for g in order:
-        items = "".join(f'<li><a href="{_rel(p["path"], current)}"{active if p["path"] == current else ""}>'
-                        f'{html.escape(p["title"])}</a></li>' for p in groups[g])
-        out.append(f"<h4>{g}</h4><ul>{items}</ul>")
-    return "\n".join(out)
+        caption = "API" if g == "" else g.replace("_", " ").title()
+        entries = "\n".join(groups[g])
+        cells.append(_md_cell(f"```{{toctree}}\n:caption: {caption}\n:hidden:\n\n{entries}\n```"))
+    return cells
 
 
-def _toc(body: str) -> str:
-    heads = re.findall(r'<h([23]) id="([^"]*)">(.*?)</h\1>', body, flags=re.S)
-    if len(heads) < 2: return ""
-    items = "".join(f'<li class="h{lvl}"><a href="#{hid}">{re.sub(r"<[^>]+>", "", text)}</a></li>' for lvl, hid, text in heads)
-    return f'<aside class="toc"><h5>On this page</h5><ul>{items}</ul></aside>'
+_WARNING = re.compile(r"^(?P<file>[^:\n]*?\.ipynb):(?P<line>\d*):?\s*(?P<kind>WARNING|ERROR|CRITICAL):\s*(?P<msg>.*)$")
 
 
-def _fix_links(body: str, page: str, nb_rel: str | None, nb_pages: dict[str, str], doc_root: str) -> str:
-    "Absolute links to the configured doc host and links to .ipynb files become links inside the site."
-    if doc_root: body = body.replace(f'href="{doc_root}', f'href="{_rel("index.html", page).rsplit("index.html", 1)[0]}')
-
-    def ipynb(m):
-        target, frag = m.group(1), m.group(2) or ""
-        base = os.path.dirname(nb_rel) if nb_rel else ""
-        key = os.path.normpath(os.path.join(base, target)).replace(os.sep, "/")
-        if key in nb_pages: return f'href="{_rel(nb_pages[key], page)}{frag}"'
-        if (NBS / key).is_file(): return f'href="{_rel(page_path(NBS / key), page)}{frag}"'  # a page this build skipped
-        return m.group(0)
-    return re.sub(r'href="(?!https?:|/)([^"#]+\.ipynb)(#[^"]*)?"', ipynb, body)
-
-
-def page_html(site_title: str, page: dict, pages: list[dict], body: str) -> str:
-    cur = page["path"]
-    first = {g: next((p["path"] for p in pages if p["group"] == g and p["path"] != "index.html"), None)
-             for g in ("Tutorials", "API", "Jobs")}
-    topnav = "".join(f'<a href="{_rel(t, cur)}">{g}</a>' for g, t in first.items() if t)
-    lp = f'<script src="{_rel("_static/lets-plot.min.js", cur)}"></script>' if page.get("lets_plot") else ""
-    inline = re.sub(r"^<p>|</p>\s*$", "", _markdown(html.escape(page["description"], quote=False)).strip())
-    desc = f'<p class="description">{inline}</p>' if page["description"] else ""
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{html.escape(page["title"])} – {html.escape(site_title)}</title>
-<link rel="stylesheet" href="{_rel("_static/site.css", cur)}"><link rel="stylesheet" href="{_rel("_static/pygments.css", cur)}">
-{lp}</head>
-<body><header class="top"><a class="brand" href="{_rel("index.html", cur)}">{html.escape(site_title)}</a><nav>{topnav}</nav></header>
-<div class="layout"><aside class="sidebar">{_nav(pages, cur)}</aside>
-<main><h1 class="title">{html.escape(page["title"])}</h1>{desc}
-{body}
-</main>{_toc(body)}</div></body></html>
-"""
+def name_warnings(text: str, proc_dir: Path, results: list[dict]) -> list[str]:
+    "Sphinx's warnings with the notebook and cell they come from (myst-nb numbers lines cell * 10000 + line)."
+    by_doc = {r["doc"]: r for r in results}
+    named = []
+    for line in text.splitlines():
+        if not re.search(r"\b(WARNING|ERROR|CRITICAL)\b", line): continue
+        m = _WARNING.match(line.strip())
+        if not m:
+            named.append(f"sphinx: {line.strip()}")
+            continue
+        try: doc = Path(m["file"]).resolve().relative_to(proc_dir.resolve()).with_suffix("").as_posix()
+        except ValueError: doc = m["file"]
+        r = by_doc.get(doc)
+        where = f"nbs/{r['notebook']}" if r else m["file"]
+        if m["line"] and r:
+            cell = int(m["line"]) // 10000 - 1
+            src = r["cell_map"][cell] if cell < len(r["cell_map"]) else None
+            where += f", cell {src}" if src is not None else " (the page's title or navigation)"
+        named.append(f"{where}: {m['msg']}")
+    return named
 
 
-def _settings() -> dict:
-    cfg = configparser.ConfigParser()
-    cfg.read(ROOT / "settings.ini")
-    return dict(cfg["DEFAULT"])
-
-
-def build(out: Path, proc_dir: Path, only: list[str] | None = None, jobs: int = 2, timeout: float = 900,
-          execute: bool = True) -> tuple[list[dict], list[str]]:
-    "Build the site into `out`; return the pages and the errors."
-    t0 = time.time()
-    settings = _settings()
-    notebooks = find_notebooks(NBS, only)
-    if out.exists():
-        for child in out.iterdir():
-            if child.name != "_screenshots": shutil.rmtree(child) if child.is_dir() else child.unlink()
-    out.mkdir(parents=True, exist_ok=True)
-    proc_dir.mkdir(parents=True, exist_ok=True)
-    print(f"==> {len(notebooks)} notebooks, {jobs} at a time -> {out}", flush=True)
-    timings_file = proc_dir / ".timings.json"   # slowest first (last build's times), so 2 workers finish together
-    timings = json.loads(timings_file.read_text()) if timings_file.exists() else {}
-    ordered = sorted(notebooks, key=lambda p: -timings.get(p.relative_to(NBS).as_posix(), float("inf")))
-    with tempfile.TemporaryDirectory(prefix="twiga-docs-") as work:
-        results = run_workers(ordered, Path(work), proc_dir, jobs, timeout, execute)
-    timings.update({nb.relative_to(NBS).as_posix(): r["seconds"] for nb, r in results.items()})
-    timings_file.write_text(json.dumps(timings, indent=1, sort_keys=True))
-    pages, errors = [], []
-    for nb in notebooks:
-        r, rel = results[nb], nb.relative_to(NBS)
-        path = (rel.parent / r["output_file"]).as_posix() if rel.parent != Path(".") else r["output_file"]
-        pages.append({**r, "path": path, "nb": rel.as_posix(), "group": group_of(rel)})
-        errors += [f"{rel.as_posix()}: {e}" for e in r["errors"]]
-    dup = {p["path"] for p in pages if sum(q["path"] == p["path"] for q in pages) > 1}
-    if dup: errors.append(f"several notebooks render to the same page(s): {sorted(dup)}")
-    if not any(p["path"] == "index.html" for p in pages):
-        readme = (ROOT / "README.md").read_text() if (ROOT / "README.md").exists() else f"# {settings.get('title')}"
-        m = re.search(r"^#\s+(.+)$", readme, flags=re.M)
-        rest = re.sub(r"^#\s+.+$", "", readme, count=1, flags=re.M)
-        body = '<div class="md">' + _markdown(clean_quarto_markdown(rest)) + "</div>"
-        pages.insert(0, {"title": m.group(1) if m else settings.get("title", "twiga"), "description": "", "body": body,
-                         "path": "index.html", "nb": None, "group": "", "lets_plot": False})
-    nb_pages = {p["nb"]: p["path"] for p in pages if p["nb"]}
-    doc_root = settings.get("doc_host", "").rstrip("/") + "/" + settings.get("doc_baseurl", "/").strip("/")
-    doc_root = doc_root.rstrip("/") + "/" if settings.get("doc_host") else ""
-    site_title = settings.get("title", "twiga")
-    for p in pages:
-        target = out / p["path"]
-        target.parent.mkdir(parents=True, exist_ok=True)
-        body = _fix_links(p["body"], p["path"], p["nb"], nb_pages, doc_root)
-        target.write_text(page_html(site_title, p, pages, body))
-    _static(out)
-    for f in NBS.rglob("*"):
-        rel = f.relative_to(NBS)
-        if f.suffix.lower() in ASSET_SUFFIXES and not any(x in SKIP_PARTS or x.startswith(".") for x in rel.parts):
-            (out / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(f, out / rel)
-    print(f"==> {len(pages)} pages in {time.time() - t0:.1f} s: {out / 'index.html'}", flush=True)
-    return pages, errors
-
-
-def _static(out: Path) -> None:
+def source_pages(lib: Path, out: Path) -> int:
+    "Highlighted pages of the generated modules with line anchors (`#L-12`), the target of entries' source links."
+    from pygments import highlight
     from pygments.formatters import HtmlFormatter
-    static = out / "_static"
-    static.mkdir(exist_ok=True)
-    (static / "site.css").write_text(CSS)
-    (static / "pygments.css").write_text(HtmlFormatter(style="default").get_style_defs(".highlight"))
-    import lets_plot
-    shutil.copy2(Path(lets_plot.__file__).parent / "package_data" / "lets-plot.min.js", static / "lets-plot.min.js")
-    (out / ".nojekyll").write_text("")
+    from pygments.lexers import PythonLexer
+    n = 0
+    for py in sorted(lib.rglob("*.py")):
+        rel = py.relative_to(lib.parent).as_posix()
+        fmt = HtmlFormatter(linenos="table", lineanchors="L", anchorlinenos=True, full=True, title=rel,
+                            style="default")
+        target = out / SRC_DIR / (rel + ".html")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(highlight(py.read_text(), PythonLexer(), fmt))
+        n += 1
+    return n
 
 
-# ---------------------------------------------------------------- headless Chromium
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-                  "--hide-scrollbars", "--virtual-time-budget=15000"]
+def inputs_digest(root: Path = ROOT) -> str:
+    "A hash of everything the site is built from, so a test can tell whether _site is current."
+    h = hashlib.sha256()
+    files = [*find_notebooks(root / "nbs"), *sorted((root / "twiga").rglob("*.py")), Path(__file__).resolve(),
+             *sorted(p for p in CONF_DIR.rglob("*") if p.is_file() and "__pycache__" not in p.parts),
+             root / "settings.ini"]
+    for f in files:
+        if f.exists():
+            h.update(f.relative_to(root).as_posix().encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()
 
 
-def find_chromium() -> str | None:
-    "The Chromium (or Chrome) executable, if one is installed."
-    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
-        if shutil.which(name): return shutil.which(name)
-    return None
+def build(out: Path, proc_dir: Path, nbs: Path, keep: list[Path], only: list[str] | None, jobs: int,
+          timeout: float) -> dict:
+    "Build the site into `out`; return the manifest (pages, symbols, errors, seconds)."
+    t0 = time.time()
+    notebooks = find_notebooks(nbs)
+    keep_set = {k.resolve() for k in keep}
 
-
-def chromium(args: list[str], url: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    "Run headless Chromium with a throw-away profile on `url`."
-    exe = find_chromium()
-    if exe is None: raise RuntimeError("Chromium not found: apt-get install -y chromium")
-    with tempfile.TemporaryDirectory(prefix="twiga-chromium-") as profile:
-        return subprocess.run([exe, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args, url],
-                              capture_output=True, text=True, timeout=timeout)
-
-
-def dump_dom(page: Path) -> str:
-    "The DOM of a page after its scripts ran, as headless Chromium serialises it."
-    res = chromium(["--dump-dom"], page.resolve().as_uri())
-    if res.returncode != 0: raise RuntimeError(f"chromium --dump-dom failed ({res.returncode}): {res.stderr[-2000:]}")
-    return res.stdout
-
-
-def screenshot(page: Path, png: Path, size: tuple[int, int] = (1280, 900)) -> Path:
-    "A PNG screenshot of a page in headless Chromium."
-    png.parent.mkdir(parents=True, exist_ok=True)
-    png.unlink(missing_ok=True)
-    res = chromium([f"--screenshot={png.resolve()}", f"--window-size={size[0]},{size[1]}"], page.resolve().as_uri())
-    if res.returncode != 0 or not png.exists():
-        raise RuntimeError(f"chromium --screenshot failed ({res.returncode}): {res.stderr[-2000:]}")
-    return png
-
-
-def png_stats(png: Path) -> dict:
-    "Size, number of distinct colours and share of near-white pixels of an 8-bit RGB(A) PNG (no Pillow needed)."
-    import struct
-    import zlib
-    data = png.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{png} is not a PNG"
-    pos, idat, w = 8, b"", 0
-    while pos < len(data):
-        n, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        chunk = data[pos + 8:pos + 8 + n]
-        if kind == b"IHDR": w, h, depth, ctype, _, _, interlace = struct.unpack(">IIBBBBB", chunk)
-        elif kind == b"IDAT": idat += chunk
-        pos += 12 + n
-    assert depth == 8 and ctype in (2, 6) and interlace == 0, f"unsupported PNG format in {png}"
-    bpp = 3 if ctype == 2 else 4
-    raw, stride, prev, rows = zlib.decompress(idat), w * bpp, bytearray(w * bpp), []
-    for y in range(h):
-        f, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
-        for i in range(stride):
-            a, b = (line[i - bpp] if i >= bpp else 0), prev[i]
-            c = prev[i - bpp] if i >= bpp else 0
-            if f == 1: line[i] = (line[i] + a) & 255
-            elif f == 2: line[i] = (line[i] + b) & 255
-            elif f == 3: line[i] = (line[i] + (a + b) // 2) & 255
-            elif f == 4:
-                p = a + b - c
-                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
-                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
-        rows.append(bytes(line)); prev = line
-    px = [r[i:i + 3] for r in rows[::4] for i in range(0, stride, bpp * 4)]   # every 4th pixel both ways
-    return {"width": w, "height": h, "colors": len(set(px)),
-            "white_share": sum(1 for p in px if min(p) > 245) / len(px)}
-
-
-def check_in_browser(out: Path, pages: list[dict], shots: Path) -> list[Path]:
-    "Screenshot the index and the first API page into `shots`; raise if a page does not show its title."
-    api = next(p for p in pages if p["group"] == "API")
-    saved = []
-    for p in (next(p for p in pages if p["path"] == "index.html"), api):
-        dom = dump_dom(out / p["path"])
-        if html.escape(p["title"]) not in dom and p["title"] not in dom:
-            raise RuntimeError(f"{p['path']}: title {p['title']!r} not in the rendered page")
-        png = screenshot(out / p["path"], shots / (Path(p["path"]).stem + ".png"))
-        stats = png_stats(png)
-        if stats["colors"] < 8 or stats["white_share"] > 0.995:
-            raise RuntimeError(f"{png} looks blank: {stats}")
-        saved.append(png)
-        print(f"    screenshot {png} ({stats['width']}x{stats['height']}, {stats['colors']} colours)", flush=True)
-    return saved
+    def mode(nb: Path) -> str:
+        if nb.resolve() in keep_set: return "keep"
+        if only and not any(nb.match(p) or nb.name == p for p in only) and nb.name != "index.ipynb": return "plain"
+        return "run"
+    timings_file = proc_dir / ".timings.json"
+    timings = json.loads(timings_file.read_text()) if timings_file.exists() else {}
+    shutil.rmtree(proc_dir, ignore_errors=True)
+    proc_dir.mkdir(parents=True)
+    todo = sorted(((nb, mode(nb)) for nb in notebooks),   # slowest first (last build's times): workers end together
+                  key=lambda t: -timings.get(t[0].relative_to(nbs).as_posix(), 1e9 if t[1] == "run" else 0))
+    print(f"==> executing and processing {len(notebooks)} notebooks, {jobs} at a time", flush=True)
+    work = proc_dir / ".work"
+    work.mkdir()
+    results = sorted(run_workers(todo, nbs, proc_dir, work, jobs, timeout), key=lambda r: r["notebook"])
+    shutil.rmtree(work)
+    errors = [f"nbs/{r['notebook']}: {e}" for r in results for e in r["errors"]]
+    dup = sorted({r["doc"] for r in results if sum(q["doc"] == r["doc"] for q in results) > 1})
+    if dup: errors.append(f"several notebooks render to the same page(s): {dup}")
+    index = proc_dir / "index.ipynb"
+    if not index.exists():
+        title = settings(nbs.parent).get("title", "Home")
+        index.write_text(json.dumps({"cells": [_md_cell(f"# {title}\n")], "metadata": {}, "nbformat": 4,
+                                     "nbformat_minor": 5}))
+    idx = json.loads(index.read_text())
+    idx["cells"] += sidebar_cells(results)
+    index.write_text(json.dumps(idx, indent=1))
+    for f in nbs.rglob("*"):   # images the notebooks link to, at the same place relative to their pages
+        if f.suffix.lower() in ASSET_SUFFIXES and not any(p.startswith(("_", ".")) for p in f.relative_to(nbs).parts):
+            (proc_dir / f.relative_to(nbs)).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(f, proc_dir / f.relative_to(nbs))
+    t1 = time.time()
+    print(f"==> sphinx: rendering {len(results)} pages", flush=True)
+    warn_file, html_dir = proc_dir / ".sphinx-warnings.txt", proc_dir / ".build" / "html"   # myst-nb writes beside it
+    cmd = [sys.executable, "-m", "sphinx", "-b", "html", "-q", "-n", "--keep-going", "-j", str(jobs),
+           "-c", str(CONF_DIR), "-d", str(proc_dir / ".doctrees"), "-w", str(warn_file), str(proc_dir), str(html_dir)]
+    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    if out.exists(): shutil.rmtree(out)
+    if html_dir.exists(): shutil.move(html_dir, out)
+    warnings = warn_file.read_text() if warn_file.exists() else ""
+    errors += name_warnings(warnings, proc_dir, results)
+    if res.returncode != 0 and not warnings.strip():
+        errors.append(f"sphinx-build exit {res.returncode}: {(res.stderr or res.stdout)[-2000:]}")
+    if only:   # the pages --only did not execute lack their entries: links to them are not this build's news
+        run = tuple(f"nbs/{r['notebook']}" for r in results if r["mode"] != "plain")
+        errors = [e for e in errors if e.startswith(run) or not e.startswith("nbs/")]
+    n_src = source_pages(nbs.parent / settings(nbs.parent).get("lib_path", "twiga"), out) if out.exists() else 0
+    for r in results: r.pop("cell_map", None)
+    manifest = {"inputs": inputs_digest(nbs.parent) if nbs.parent == ROOT else None, "pages": results,
+                "symbols": sum(len(r["symbols"]) for r in results), "source_pages": n_src, "errors": errors,
+                "seconds": round(time.time() - t0, 1), "sphinx_seconds": round(time.time() - t1, 1),
+                "only": only or None, "kept": sorted(r["notebook"] for r in results if r["mode"] == "keep")}
+    if out.exists(): (out / MANIFEST).write_text(json.dumps(manifest, indent=1))
+    timings.update({r["notebook"]: r["seconds"] for r in results if r["mode"] == "run"})
+    timings_file.write_text(json.dumps(timings, indent=1, sort_keys=True))
+    return manifest
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=ROOT / "_site", help="site folder (default: _site)")
-    ap.add_argument("--proc-dir", type=Path, default=None, help="processed notebooks (default: _proc, or OUT/_proc with --out)")
-    ap.add_argument("--only", nargs="*", default=None, help="notebook globs to build (index.ipynb always)")
+    ap.add_argument("--proc-dir", type=Path, default=None, help="processed notebooks (default: _proc)")
+    ap.add_argument("--nbs", type=Path, default=ROOT / "nbs", help="notebook folder (default: nbs)")
+    ap.add_argument("--keep-outputs", nargs="*", type=Path, default=[],
+                    help="notebooks shown with their committed outputs, not executed (nbval checks them)")
+    ap.add_argument("--only", nargs="*", default=None, help="execute only notebooks matching these names or globs")
     ap.add_argument("--jobs", type=int, default=2, help="notebooks executed at a time (default 2)")
     ap.add_argument("--timeout", type=float, default=900, help="seconds per notebook (default 900)")
-    ap.add_argument("--no-execute", action="store_true", help="render stored outputs; run only nbdev's show_doc cells")
-    ap.add_argument("--allow-errors", action="store_true", help="exit 0 even if a notebook failed")
-    ap.add_argument("--screenshots", action="store_true", help="check the index and an API page in headless Chromium")
     ap.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--worker-out", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--mode", default="run", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
+    nbs = a.nbs.resolve()
+    proc = (a.proc_dir or nbs.parent / "_proc").resolve()
     if a.worker:
-        worker(a.worker.resolve(), a.worker_out, a.proc_dir, not a.no_execute)
+        worker(a.worker.resolve(), nbs, proc, a.mode, a.worker_out)
         return 0
     out = a.out.resolve()
-    proc = (a.proc_dir or (ROOT / "_proc" if out == (ROOT / "_site").resolve() else out / "_proc")).resolve()
-    pages, errors = build(out, proc, a.only, a.jobs, a.timeout, not a.no_execute)
-    if a.screenshots: check_in_browser(out, pages, out / "_screenshots")
-    if errors:
-        print("==> errors:\n  " + "\n  ".join(errors), file=sys.stderr)
-        return 0 if a.allow_errors else 1
+    m = build(out, proc, nbs, a.keep_outputs, a.only, a.jobs, a.timeout)
+    pages = len(m["pages"])
+    print(f"==> {pages} pages, {m['symbols']} documented symbols, {m['source_pages']} source pages, "
+          f"built in {m['seconds']:.0f} s (sphinx {m['sphinx_seconds']:.0f} s)")
+    if out.exists():
+        print(f"    site: {out}\n    open: python -m http.server -d {os.path.relpath(out)} 8000"
+              f"  (then http://127.0.0.1:8000/)")
+    if m["errors"]:
+        print(f"==> {len(m['errors'])} problem(s):\n  " + "\n  ".join(m["errors"]), file=sys.stderr)
+        return 1
     return 0
 
 
