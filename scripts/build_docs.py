@@ -331,7 +331,15 @@ def worker(src: Path, nbs: Path, proc_dir: Path, mode: str, out_json: Path) -> N
     out_json.write_text(json.dumps({
         "notebook": rel.as_posix(), "doc": doc_name(rel).as_posix(), "page": page_path(rel),
         "title": str(fm.get("title") or rel.stem), "description": str(fm.get("description") or ""),
-        "mode": mode, "modules": modules, "errors": errors, "seconds": round(time.time() - t0, 1), **info}))
+        "mode": mode, "modules": modules, "errors": errors, "seconds": round(time.time() - t0, 1),
+        "cpu_seconds": round(_cpu_seconds(), 1), **info}))
+
+
+def _cpu_seconds() -> float:
+    "CPU time of this process and the children it waited for (servers a notebook started and stopped)."
+    import resource
+    usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    return sum(u.ru_utime + u.ru_stime for u in usage)
 
 
 def _modules_of(src: Path, cfg: dict) -> list[str]:
@@ -386,7 +394,8 @@ def run_workers(jobs_in: list[tuple[Path, str]], nbs: Path, proc_dir: Path, work
             results.append(res)
             status = "; ".join(res["errors"]) if res["errors"] else {"run": "ok", "keep": "committed outputs",
                                                                       "plain": "not executed (--only)"}[res["mode"]]
-            print(f"  {rel.as_posix():50s} {res['seconds']:6.1f} s  {status}", flush=True)
+            cpu = f"{res['cpu_seconds']:6.1f} s cpu" if "cpu_seconds" in res else " " * 10
+            print(f"  {rel.as_posix():50s} {res['seconds']:6.1f} s {cpu}  {status}", flush=True)
     return results
 
 
@@ -549,7 +558,8 @@ def main(argv: list[str] | None = None) -> int:
     m = build(out, proc, nbs, a.keep_outputs, a.only, a.jobs, a.timeout)
     pages = len(m["pages"])
     print(f"==> {pages} pages, {m['symbols']} documented symbols, {m['source_pages']} source pages, "
-          f"built in {m['seconds']:.0f} s (sphinx {m['sphinx_seconds']:.0f} s)")
+          f"built in {m['seconds']:.0f} s (sphinx {m['sphinx_seconds']:.0f} s; notebooks "
+          f"{sum(p.get('cpu_seconds', 0) for p in m['pages']):.0f} s cpu)")
     if out.exists():
         print(f"    site: {out}\n    open: python -m http.server -d {os.path.relpath(out)} 8000"
               f"  (then http://127.0.0.1:8000/)")
