@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import ConfigError
@@ -20,7 +20,7 @@ __all__ = ['TwigaSettings', 'load_settings']
 class TwigaSettings(BaseSettings):
     "Runtime configuration of twiga, from `TWIGA_*` environment variables or `.env`."
     model_config = SettingsConfigDict(env_prefix="TWIGA_", env_file=".env", env_file_encoding="utf-8",
-                                      extra="ignore", validate_default=True)
+                                      extra="ignore", validate_default=True, populate_by_name=True)
 
     # tracking
     mlflow_tracking_uri: str = Field(
@@ -34,7 +34,9 @@ class TwigaSettings(BaseSettings):
                                    description="Directory for monitoring reports and the drift reference")
     # serving
     serve_api_key: SecretStr | None = Field(
-        None, description="If set, `X-API-Key` is required on /predict*, /monitor/* and /reload")
+        None, validation_alias=AliasChoices("TWIGA_SERVE_API_KEY", "TWIGA_API_KEY"),
+        description="If set, `X-API-Key` is required on /predict*, /monitor/* and /reload (also read from "
+                    "`TWIGA_API_KEY`)")
     serve_host: str = Field("127.0.0.1", description="Host `twiga serve` binds to")
     serve_port: int = Field(8000, ge=1, le=65535, description="Port `twiga serve` binds to")
     serve_workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes")
@@ -67,6 +69,7 @@ def load_settings(**overrides) -> TwigaSettings:
     "Read `TwigaSettings` from the environment, raising `ConfigError` with readable lines on invalid values."
     try: return TwigaSettings(**overrides)
     except ValidationError as e:
-        lines = [f"`TWIGA_{'_'.join(str(p) for p in err['loc']).upper()}`: {err['msg']}. Got {err.get('input')!r}."
-                 for err in e.errors()]
+        names = ["_".join(str(p) for p in err["loc"]).upper() for err in e.errors()]
+        lines = [f"`{n if n.startswith('TWIGA_') else 'TWIGA_' + n}`: {err['msg']}. Got {err.get('input')!r}."
+                 for n, err in zip(names, e.errors(), strict=True)]
         raise ConfigError("Invalid twiga settings:\n" + "\n".join(lines)) from None
