@@ -336,6 +336,12 @@ def _is_member(v) -> bool:
     return inspect.isfunction(v) or isinstance(v, (property, classmethod, staticmethod))
 
 
+def _member_home(v, home: str) -> str:
+    "The module that defines class member `v` (its function's, or its getter's), else the class's `home`."
+    f = v.fget if isinstance(v, property) else getattr(v, "__func__", v)
+    return getattr(f, "__module__", None) or home
+
+
 def public_api() -> list[tuple[str, str]]:
     "(defining module, name) of every name in a twiga module's `__all__` and of the public methods and properties of\n"
     "those that are classes, found by importing every module of the package."
@@ -351,7 +357,8 @@ def public_api() -> list[tuple[str, str]]:
             if not home.startswith("twiga") or not (inspect.isclass(obj) or callable(obj)): continue
             found.add((home, name))
             if inspect.isclass(obj):
-                found |= {(home, f"{name}.{attr}") for attr, v in vars(obj).items()
+                # a method grown with fastcore's @patch is documented where it is written, its own module
+                found |= {(_member_home(v, home), f"{name}.{attr}") for attr, v in vars(obj).items()
                           if not attr.startswith("_") and _is_member(v)}
     return sorted(found)
 
@@ -439,7 +446,10 @@ def visited(site, server, browser):
     ctx, tab = _page(browser, server, outside)
     tab.on("console", lambda m: m.type == "error" and errors.append(f"console error: {m.text[:300]}"))
     tab.on("pageerror", lambda x: errors.append(f"page error: {x}"))
-    tab.on("requestfailed", lambda r: errors.append(f"request failed: {r.url[:200]}"))
+    # a request the next navigation cancels (the favicon, fetched after `load`) is aborted, not failed: a file
+    # that is missing shows as an HTTP error below, an image that did not load in _JS_IMAGES
+    tab.on("requestfailed", lambda r: r.failure != "net::ERR_ABORTED"
+           and errors.append(f"request failed: {r.url[:200]} ({r.failure})"))
     tab.on("response", lambda r: r.status >= 400 and errors.append(f"HTTP {r.status}: {r.url[:200]}"))
     for rel in pages:
         errors.clear()

@@ -139,10 +139,20 @@ class DataPipelineConfig(DataPipelineFields):
         "The target columns, as a list."
         return [self.target_feature] if isinstance(self.target_feature, str) else list(self.target_feature)
 
-    n_targets = property(lambda self: len(self.targets), doc="How many targets are forecast.")
-    step = property(lambda self: parse_period(self.period), doc="`period` as a `pandas.Timedelta`.")
-    input_columns = property(lambda self: [self.date_column, *self.targets, *self.exogenous_features],
-                             doc="Columns an input frame must have: date, target(s), exogenous.")
+    @property
+    def n_targets(self) -> int:
+        "How many targets are forecast."
+        return len(self.targets)
+
+    @property
+    def step(self) -> pd.Timedelta:
+        "`period` as a `pandas.Timedelta`."
+        return parse_period(self.period)
+
+    @property
+    def input_columns(self) -> list[str]:
+        "Columns an input frame must have: date, target(s), exogenous."
+        return [self.date_column, *self.targets, *self.exogenous_features]
 
 # %% ../../nbs/10_core.config.ipynb #48ca0fda
 def _check_data_config(self):

@@ -22,7 +22,7 @@ from ..core.settings import load_settings
 from ..core.utils import get_logger
 
 # %% auto #0
-__all__ = ['TASK_OPTIONS', 'read_data', 'TUNE_GRID', 'run_logger', 'read_frame', 'split_train_test', 'load_data',
+__all__ = ['TASK_OPTIONS', 'TUNE_GRID', 'run_logger', 'read_frame', 'split_train_test', 'read_data', 'load_data',
            'clone_forecaster', 'fit_forecaster', 'with_history', 'metrics_summary', 'evaluate_model', 'tune_forecaster',
            'save_checkpoint', 'load_champion', 'run_drift_check', 'log_training', 'track_training', 'register_champion',
            'post_reload']
@@ -112,7 +112,13 @@ def split_train_test(df: pd.DataFrame, # data sorted by `date_col`
     return train, test
 
 # %% ../../nbs/41_pipeline.tasks.ipynb #683081a5
-read_data = task(name="read_data", **TASK_OPTIONS)(read_frame)
+@task(name="read_data", **TASK_OPTIONS)
+def read_data(data_path: str | Path, # a .parquet / .pq or .csv file
+              date_col: str = "timestamp", # the timestamp column
+              filters: list[tuple] | None = None, # parquet only: rows to read
+             ) -> pd.DataFrame:
+    "`read_frame` as a Prefect task: the frame at `data_path`, timestamps parsed."
+    return read_frame(data_path, date_col, filters)
 
 @task(name="load_data", **TASK_OPTIONS)
 def load_data(data_path: str | Path, # parquet or CSV file
