@@ -359,9 +359,72 @@ def _modules_of(src: Path, cfg: dict) -> list[str]:
 
 
 # ---------------------------------------------------------------- the driver
+# Third-party libraries the notebooks import. Each notebook runs in a process of its own; on POSIX it is forked from
+# the build's process after these are imported once, so a notebook pays for its own cells, not for importing
+# Evidently (12 s of CPU), Prefect (7 s), MLflow, LightGBM and nbdev again: that is most of an API page's time.
+# twiga itself is not preloaded (notebooks check how its modules import), nor is anything that starts a thread.
+PRELOAD = ("pandas", "numpy", "sklearn", "lightgbm", "scipy.stats", "pyarrow", "pydantic", "fastcore.all", "IPython",
+           "execnb.shell", "nbdev.process", "nbdev.processors", "nbdev.showdoc", "nbdev.frontmatter", "matplotlib",
+           "lets_plot", "httpx", "fastapi", "starlette.testclient", "uvicorn", "mlflow", "prefect", "evidently")
+
+
+def preload() -> bool:
+    "Import `PRELOAD` into this process; False (the workers then start afresh) if fork is unsafe here."
+    import importlib
+    import threading
+    if not hasattr(os, "fork"): return False
+    import warnings
+    with warnings.catch_warnings():   # what an import warns about, a notebook that imports it shows itself
+        warnings.simplefilter("ignore")
+        for name in PRELOAD:
+            try: importlib.import_module(name)
+            except ImportError: pass
+    if threading.active_count() > 1:   # forking a process with threads can deadlock the child
+        print(f"  (preloading started {threading.active_count() - 1} thread(s): notebooks start afresh)", flush=True)
+        return False
+    return True
+
+
+class Forked:
+    "A notebook's worker forked from this process: the `subprocess.Popen` calls `run_workers` needs."
+    def __init__(self, args: list[str], cwd: Path, env: dict, log):
+        sys.stdout.flush(); sys.stderr.flush()
+        self.pid, self.returncode = os.fork(), None
+        if self.pid: return
+        code = 1
+        try:   # the child: the notebook's folder and environment, output to its log, then the worker
+            os.chdir(cwd)
+            os.environ.clear(); os.environ.update(env)
+            os.dup2(log.fileno(), 1); os.dup2(log.fileno(), 2)
+            main(args)
+            code = 0
+        except BaseException:
+            import traceback
+            traceback.print_exc()
+        finally:
+            import atexit
+            try: atexit._run_exitfuncs()   # what the process registered (servers it started stop), as at exit
+            finally:
+                sys.stdout.flush(); sys.stderr.flush()
+                os._exit(code)
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid: self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def kill(self) -> None:
+        if self.poll() is None: os.kill(self.pid, 9)
+
+    def wait(self) -> int:
+        if self.returncode is None: self.returncode = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
+        return self.returncode
+
+
 def run_workers(jobs_in: list[tuple[Path, str]], nbs: Path, proc_dir: Path, work: Path, jobs: int,
-                timeout: float) -> list[dict]:
-    "One worker process per notebook, `jobs` at a time, each killed after `timeout` seconds."
+                timeout: float, fork: bool = False) -> list[dict]:
+    "One process per notebook (forked from this one when `fork`), `jobs` at a time, each killed after `timeout` s."
     pending, running, results = list(jobs_in), {}, []
     env = {**os.environ, "IN_TEST": "1", "PYTHONUNBUFFERED": "1"}
     while pending or running:
@@ -369,10 +432,12 @@ def run_workers(jobs_in: list[tuple[Path, str]], nbs: Path, proc_dir: Path, work
             nb, mode = pending.pop(0)
             out = work / (nb.relative_to(nbs).as_posix().replace("/", "__") + ".json")
             log = open(work / (out.name + ".log"), "w")
-            cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", str(nb), "--nbs", str(nbs),
-                   "--worker-out", str(out), "--proc-dir", str(proc_dir), "--mode", mode]
-            running[nb] = (subprocess.Popen(cmd, cwd=nb.parent, env=env, stdout=log, stderr=subprocess.STDOUT),
-                           time.time(), out, log)
+            args = ["--worker", str(nb), "--nbs", str(nbs), "--worker-out", str(out), "--proc-dir", str(proc_dir),
+                    "--mode", mode]
+            if fork: proc = Forked(args, nb.parent, env, log)
+            else: proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), *args], cwd=nb.parent,
+                                          env=env, stdout=log, stderr=subprocess.STDOUT)
+            running[nb] = (proc, time.time(), out, log)
         time.sleep(0.1)
         for nb, (p, start, out, log) in list(running.items()):
             if p.poll() is None and time.time() - start < timeout: continue
@@ -471,7 +536,7 @@ def inputs_digest(root: Path = ROOT) -> str:
 
 
 def build(out: Path, proc_dir: Path, nbs: Path, keep: list[Path], only: list[str] | None, jobs: int,
-          timeout: float) -> dict:
+          timeout: float, fork: bool = True) -> dict:
     "Build the site into `out`; return the manifest (pages, symbols, errors, seconds)."
     t0 = time.time()
     notebooks = find_notebooks(nbs)
@@ -490,7 +555,8 @@ def build(out: Path, proc_dir: Path, nbs: Path, keep: list[Path], only: list[str
     print(f"==> executing and processing {len(notebooks)} notebooks, {jobs} at a time", flush=True)
     work = proc_dir / ".work"
     work.mkdir()
-    results = sorted(run_workers(todo, nbs, proc_dir, work, jobs, timeout), key=lambda r: r["notebook"])
+    if fork: fork = preload()
+    results = sorted(run_workers(todo, nbs, proc_dir, work, jobs, timeout, fork), key=lambda r: r["notebook"])
     shutil.rmtree(work)
     errors = [f"nbs/{r['notebook']}: {e}" for r in results for e in r["errors"]]
     dup = sorted({r["doc"] for r in results if sum(q["doc"] == r["doc"] for q in results) > 1})
@@ -545,6 +611,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", nargs="*", default=None, help="execute only notebooks matching these names or globs")
     ap.add_argument("--jobs", type=int, default=2, help="notebooks executed at a time (default 2)")
     ap.add_argument("--timeout", type=float, default=900, help="seconds per notebook (default 900)")
+    ap.add_argument("--no-fork", action="store_true",
+                    help="start every notebook's process afresh (default on POSIX: fork it from this process, the "
+                         "libraries the notebooks use imported once)")
     ap.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--worker-out", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--mode", default="run", help=argparse.SUPPRESS)
@@ -555,7 +624,7 @@ def main(argv: list[str] | None = None) -> int:
         worker(a.worker.resolve(), nbs, proc, a.mode, a.worker_out)
         return 0
     out = a.out.resolve()
-    m = build(out, proc, nbs, a.keep_outputs, a.only, a.jobs, a.timeout)
+    m = build(out, proc, nbs, a.keep_outputs, a.only, a.jobs, a.timeout, fork=not a.no_fork)
     pages = len(m["pages"])
     print(f"==> {pages} pages, {m['symbols']} documented symbols, {m['source_pages']} source pages, "
           f"built in {m['seconds']:.0f} s (sphinx {m['sphinx_seconds']:.0f} s; notebooks "

@@ -8,13 +8,12 @@ import pwd
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
+
+from _serve_helpers import free_port, stop_group, wait_healthy
 
 MLFLOW = Path(sys.executable).parent / "mlflow"
 ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
@@ -43,46 +42,6 @@ def ercot_forecaster(target_scaler=None, train_params=None):
     return TwigaForecaster(data_params=data, model_params=models, train_params=train_params), train, test
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def stop_group(proc: subprocess.Popen, timeout: float = 15) -> None:
-    "Stop a process started with `start_new_session=True` and its group (e.g. uvicorn workers); SIGKILL if it lingers."
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        except ProcessLookupError:
-            pass
-    try:  # workers left behind in the group
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-
-
-def wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 180) -> None:
-    "Wait until `url`/health answers 200; raise with the server's log if it exits or the time runs out."
-    deadline = time.monotonic() + timeout
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"mlflow server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url + "/health", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"mlflow server not healthy after {timeout} s:\n{log.read_text()[-3000:]}")
-        time.sleep(0.5)
-
-
 def start_mlflow_server(directory: Path, backend_store_uri: str, workers: int = 1,
                         timeout: float = 180) -> tuple[subprocess.Popen, str]:
     "Start `mlflow server` on a free loopback port: `backend_store_uri`, a proxied artefact store in `directory`."
@@ -97,7 +56,7 @@ def start_mlflow_server(directory: Path, backend_store_uri: str, workers: int = 
         proc = subprocess.Popen(cmd, cwd=directory, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
                                 env=env)
     try:
-        wait_healthy(url, proc, log, timeout)
+        wait_healthy(port, proc, log, timeout, ready=lambda status, _body: status == 200)
     except BaseException:
         stop_group(proc)
         raise

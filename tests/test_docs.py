@@ -493,12 +493,13 @@ def test_search_finds_the_pages_that_define(server, browser, manifest, capsys):
     from twiga.core.settings import TwigaSettings
     from twiga.forecaster import TwigaForecaster
     from twiga.pipeline.flows import retraining_flow
-    # the server's API key setting (issue 15 calls it TWIGA_API_KEY; its name is the settings' prefix + field)
+    # the server's API key setting: its name (the settings' prefix + field) and its short alias TWIGA_API_KEY
     prefix = TwigaSettings.model_config.get("env_prefix", "")
     api_key = next(f"{prefix}{name}".upper() for name in TwigaSettings.model_fields if name.endswith("api_key"))
+    settings_page = _module_page(manifest, TwigaSettings.__module__)
     terms = {"predict_interval": _module_page(manifest, TwigaForecaster.predict_interval.__module__),
              "retraining_flow": _module_page(manifest, retraining_flow.__module__),
-             api_key: _module_page(manifest, TwigaSettings.__module__)}
+             api_key: settings_page, "TWIGA_API_KEY": settings_page}
     outside = []
     ctx, tab = _page(browser, server, outside)
     problems = []

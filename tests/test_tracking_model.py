@@ -99,26 +99,27 @@ def test_artefacts_and_logged_model(tracked):
     assert (local / "requirements.txt").read_text().split() == model.pip_requirements  # explicit and pinned
 
 
-def _fresh_process_forecast(model_uri: str, uri: str, frame: pd.DataFrame, d: Path,
-                            params: dict | None = None) -> pd.DataFrame:
-    "Load `model_uri` in a new Python process and forecast `frame` with it."
+def _fresh_process_forecasts(model_uri: str, uri: str, frame: pd.DataFrame, d: Path,
+                             params: list[dict | None]) -> list[pd.DataFrame]:
+    "Load `model_uri` in one new Python process and forecast `frame` with it once per entry of `params`."
     frame.to_parquet(d / "in.parquet")
     code = ("import json, sys, mlflow, pandas as pd; m = mlflow.pyfunc.load_model(sys.argv[1]); "
-            "m.predict(pd.read_parquet(sys.argv[2]), params=json.loads(sys.argv[4]) or None).to_parquet(sys.argv[3])")
-    args = [sys.executable, "-c", code, model_uri, str(d / "in.parquet"), str(d / "out.parquet"), json.dumps(params)]
+            "frame = pd.read_parquet(sys.argv[2])\n"
+            "for i, p in enumerate(json.loads(sys.argv[3])): "
+            "m.predict(frame, params=p).to_parquet(f'{sys.argv[4]}/out{i}.parquet')")
+    args = [sys.executable, "-c", code, model_uri, str(d / "in.parquet"), json.dumps(params), str(d)]
     done = subprocess.run(args, env={**os.environ, **ENV, "MLFLOW_TRACKING_URI": uri}, timeout=300, capture_output=True,
                           text=True)
     assert done.returncode == 0, done.stderr[-3000:]
-    return pd.read_parquet(d / "out.parquet")
+    return [pd.read_parquet(d / f"out{i}.parquet") for i in range(len(params))]
 
 
 def test_pyfunc_in_fresh_process_predicts_exactly(tracked):
     fc, test = tracked["fc"], tracked["test"]
     frame = test.iloc[-400:].reset_index(drop=True)
-    got = _fresh_process_forecast(tracked["model"].model_uri, tracked["uri"], frame, tracked["d"])
+    got, got_all = _fresh_process_forecasts(tracked["model"].model_uri, tracked["uri"], frame, tracked["d"],
+                                            [None, {"all_windows": True}])
     pd.testing.assert_frame_equal(got, fc.forecast(frame))
-    got_all = _fresh_process_forecast(tracked["model"].model_uri, tracked["uri"], frame, tracked["d"],
-                                      {"all_windows": True})
     pd.testing.assert_frame_equal(got_all, fc.forecast(frame, all_windows=True))
     assert got_all["origin"].nunique() > 1
 

@@ -8,7 +8,8 @@ import time
 
 import pandas as pd
 import pytest
-from _mlflow_helpers import ENV, ercot_forecaster, free_port, start_mlflow_server, stop_group
+from _mlflow_helpers import ENV, ercot_forecaster, start_mlflow_server
+from _serve_helpers import free_port, stop_group
 
 pytestmark = pytest.mark.timeout(600)
 
