@@ -42,7 +42,7 @@ def add_quickstart(sub) -> None:
     "Add `quickstart` to the `twiga` subparsers."
     q = sub.add_parser("quickstart", help="run the whole lifecycle on the bundled ERCOT data")
     q.add_argument("--workdir", default="twiga-quickstart", help="where data, checkpoints, MLflow store and reports go")
-    q.add_argument("--quick", action="store_true", help="a shorter training period and fewer trees")
+    q.add_argument("--quick", action="store_true", help="three served days instead of a week, and fewer trees")
     q.add_argument("--prefect", action=argparse.BooleanOptionalAction, default=True,
                    help="run the retraining flow as a Prefect flow run on a temporary local server (default)")
     q.set_defaults(func=cmd_quickstart)
