@@ -21,7 +21,7 @@ long_description = open("README.md", encoding="utf-8").read()
 
 # Job notebooks ship inside the package as twiga/jobs/*, so `twiga retrain-job` runs from an installed wheel; their
 # source stays in nbs/jobs/ with the other notebooks (an editable install reads them from there).
-JOB_NOTEBOOKS = ["nbs/jobs/retrain.ipynb"]
+JOB_NOTEBOOKS = ["nbs/jobs/retrain.ipynb", "nbs/jobs/quickstart.ipynb"]
 
 
 class BuildPyWithJobs(build_py):

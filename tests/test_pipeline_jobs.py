@@ -1,43 +1,13 @@
-"""The jobs behind the `twiga` command, end to end on the bundled data: the quickstart, and the papermill retraining
-notebook executed by `run_retrain_job` with its executed copy logged into the MLflow run."""
+"""The jobs behind the `twiga` command, end to end on the bundled data: the papermill retraining notebook executed by
+`run_retrain_job` with its executed copy logged into the MLflow run (the quickstart: tests/test_quickstart.py)."""
 from __future__ import annotations
 
-import io
 import json
-import time
 
 import pytest
 from _pipeline_helpers import ROOT, write_slices
 
 pytestmark = pytest.mark.timeout(900)
-
-
-def test_quickstart_runs_the_lifecycle(tmp_path):
-    from mlflow import MlflowClient
-    from rich.console import Console
-
-    from twiga.checkpoints import CheckpointStore
-    from twiga.pipeline.jobs import quickstart
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
-    buf = io.StringIO()
-    t0 = time.perf_counter()
-    out = quickstart(tmp_path / "qs", quick=True, tracking_uri=uri, console=Console(file=buf, width=140))
-    print(f"quickstart(quick=True): {time.perf_counter() - t0:.1f} s")
-    text = buf.getvalue()
-    for step in ("Load the bundled ERCOT data", "Fit lightgbm and seasonal_naive", "Evaluate on the test month",
-                 "Save a checkpoint",
-                 "Track the run in MLflow", "Check the test month's weather for drift"):
-        assert f"✓ {step}" in text, text
-    assert "twiga serve" in text and out["checkpoint_path"] in text and "mlflow ui --backend-store-uri" in text
-    assert CheckpointStore(out["checkpoint_path"]).current_version() == out["checkpoint_version"] == 1
-    assert out["metrics"]["lightgbm"]["mae"] < out["metrics"]["seasonal_naive"]["mae"], out["metrics"]
-    run = MlflowClient(uri).get_run(out["mlflow_run_id"])
-    assert run.info.status == "FINISHED"
-    assert run.data.metrics["lightgbm.mae"] == pytest.approx(out["metrics"]["lightgbm"]["mae"])
-    (logged, *_) = MlflowClient(uri).search_logged_models(experiment_ids=[run.info.experiment_id])
-    assert logged.source_run_id == run.info.run_id
-    assert out["report_path"].endswith(".html") and (tmp_path / "qs" / "reports").is_dir()
-    assert (tmp_path / "qs" / "forecaster.toml").is_file() and (tmp_path / "qs" / "data" / "ercot.parquet").is_file()
 
 
 def test_papermill_job_runs_the_flow_and_logs_the_executed_notebook(tmp_path):

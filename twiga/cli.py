@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .core.errors import TwigaError
+from .core.errors import ConfigError, TwigaError
 from .core.utils import configure
 
 # %% auto #0
@@ -34,15 +34,17 @@ def _help(add, name: str) -> str:
 # %% ../nbs/90_cli.ipynb #90f6e159
 def cmd_quickstart(args) -> int:
     "Run the whole lifecycle on the bundled ERCOT data."
-    from twiga.pipeline.jobs import quickstart
-    quickstart(args.workdir, quick=args.quick)
+    from twiga.pipeline.quickstart import quickstart
+    quickstart(args.workdir, quick=args.quick, use_prefect=args.prefect)
     return 0
 
 def add_quickstart(sub) -> None:
     "Add `quickstart` to the `twiga` subparsers."
     q = sub.add_parser("quickstart", help="run the whole lifecycle on the bundled ERCOT data")
     q.add_argument("--workdir", default="twiga-quickstart", help="where data, checkpoints, MLflow store and reports go")
-    q.add_argument("--quick", action="store_true", help="a smaller slice and fewer trees")
+    q.add_argument("--quick", action="store_true", help="three served days instead of a week, and fewer trees")
+    q.add_argument("--prefect", action=argparse.BooleanOptionalAction, default=True,
+                   help="run the retraining flow as a Prefect flow run on a temporary local server (default)")
     q.set_defaults(func=cmd_quickstart)
 
 # %% ../nbs/90_cli.ipynb #8f3729b1
@@ -144,13 +146,27 @@ def add_monitor(sub) -> None:
     m.set_defaults(func=cmd_monitor)
 
 # %% ../nbs/90_cli.ipynb #6f4daa56
+def _json_or_text(v: str):
+    "A command-line value as JSON (`true`, `3`, `null`, ...), else as the text it is."
+    import json
+    try: return json.loads(v)
+    except ValueError: return v
+
 def cmd_schedule(args) -> int:
-    "Run the retraining flow on a cron schedule (Prefect 3 deployment, served by this process)."
-    from twiga.pipeline.jobs import schedule
-    extra = dict(fastapi_reload_url=args.reload_url, experiment=args.experiment,
-                 drift_threshold=args.drift_threshold, min_improvement=args.min_improvement)
-    dep = schedule(args.reference, args.current, args.checkpoint_dir, cron=args.cron, name=args.name,
-                   timezone=args.timezone, serve=not args.dry_run, **{k: v for k, v in extra.items() if v is not None})
+    "Run the retraining flow, or a job notebook, on a cron schedule (Prefect 3 deployment, served by this process)."
+    from twiga.pipeline.jobs import schedule, schedule_job
+    if args.job:
+        params = {k: _json_or_text(v) for k, v in args.param or []}
+        dep = schedule_job(args.job, args.output_dir, params, cron=args.cron, name=args.name, timezone=args.timezone,
+                           serve=not args.dry_run)
+    else:
+        if not (args.reference and args.current):
+            raise ConfigError("`twiga schedule` needs --reference and --current (the retraining flow), or --job.")
+        extra = dict(fastapi_reload_url=args.reload_url, experiment=args.experiment,
+                     drift_threshold=args.drift_threshold, min_improvement=args.min_improvement)
+        dep = schedule(args.reference, args.current, args.checkpoint_dir, cron=args.cron,
+                       name=args.name or "weekly-retrain", timezone=args.timezone, serve=not args.dry_run,
+                       **{k: v for k, v in extra.items() if v is not None})
     if args.dry_run:
         print(f"Deployment {dep.name!r}: {dep.entrypoint}, cron {dep.schedules[0].schedule.cron!r} ({args.timezone}), "
               f"parameters {dep.parameters}")
@@ -158,13 +174,17 @@ def cmd_schedule(args) -> int:
 
 def add_schedule(sub) -> None:
     "Add `schedule` to the `twiga` subparsers."
-    s = sub.add_parser("schedule",
-                       help="run the retraining flow on a cron schedule (Prefect 3 deployment, served by this process)")
-    s.add_argument("--reference", required=True); s.add_argument("--current", required=True)
+    s = sub.add_parser("schedule", help="run the retraining flow, or a job notebook (--job), on a cron schedule "
+                                        "(Prefect 3 deployment, served by this process)")
+    s.add_argument("--reference"); s.add_argument("--current")
     s.add_argument("--checkpoint-dir", help="the champion's checkpoint store (default: TWIGA_MODEL_CHECKPOINT_DIR)")
+    s.add_argument("--job", help="a job notebook to run instead of the flow: 'quickstart', 'retrain' or an .ipynb path")
+    s.add_argument("--output-dir", default="job-runs", help="with --job: where executed notebooks go (job-runs)")
+    s.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                   help="with --job: a notebook parameter, its value as JSON or text (repeatable)")
     s.add_argument("--cron", default="0 2 * * 1", help="cron schedule (default: Mondays 02:00)")
     s.add_argument("--timezone", default="UTC")
-    s.add_argument("--name", default="weekly-retrain", help="deployment name")
+    s.add_argument("--name", help="deployment name (default: weekly-retrain, or <job>-job)")
     s.add_argument("--reload-url"); s.add_argument("--experiment")
     s.add_argument("--drift-threshold", type=float); s.add_argument("--min-improvement", type=float)
     s.add_argument("--dry-run", action="store_true", help="build and print the deployment without serving it")

@@ -9,6 +9,7 @@ import contextlib
 import inspect
 import json
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -37,7 +38,7 @@ from twiga.pipeline.tasks import (
 
 # %% auto #0
 __all__ = ['FLOWS', 'training_flow', 'split_holdout', 'challenger_training_data', 'holdout_score', 'improvement',
-           'log_retraining', 'retraining_flow', 'build_deployment', 'serve_deployments']
+           'log_retraining', 'retraining_flow', 'job_notebook_flow', 'build_deployment', 'serve_deployments']
 
 # %% ../../nbs/42_pipeline.flows.ipynb #46109fa3
 def _run(step, **kwargs):
@@ -314,13 +315,27 @@ def _current_version(store_dir: str) -> int | None:
     from twiga.checkpoints import CheckpointStore
     return CheckpointStore(store_dir).current_version() if Path(store_dir).is_dir() else None
 
+# %% ../../nbs/42_pipeline.flows.ipynb #a9d60a24
+@flow(name="job_notebook_flow", persist_result=False)
+def job_notebook_flow(notebook: str, # the job notebook (.ipynb with a `parameters` cell)
+                      output_dir: str, # where each run's executed copy goes (`<stem>-<UTC time>.ipynb`)
+                      parameters: dict | None = None, # the notebook's parameters
+                      tracking_uri: str | None = None, # MLflow store; default the parameters', the settings'
+                     ) -> dict:
+    "Execute a papermill job notebook and log the executed copy into its MLflow run."
+    from twiga.pipeline.jobs import run_retrain_job
+    out = Path(output_dir) / f"{Path(notebook).stem}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.ipynb"
+    r = run_retrain_job(out, parameters, notebook=notebook, tracking_uri=tracking_uri)
+    run_logger().info("job_notebook_flow: %s executed into %s (MLflow run %s)", notebook, out, r["mlflow_run_id"])
+    return {k: r[k] for k in ("output_path", "mlflow_run_id", "tracking_uri", "artifact")}
+
 # %% ../../nbs/42_pipeline.flows.ipynb #35207493
-FLOWS = {"retraining": retraining_flow, "training": training_flow}
+FLOWS = {"retraining": retraining_flow, "training": training_flow, "job": job_notebook_flow}
 
 def build_deployment(name: str = "weekly-retrain", # deployment name
                      cron: str = "0 2 * * 1", # when to run (cron syntax); default every Monday at 02:00
                      parameters: dict | None = None, # flow parameters (JSON values only)
-                     flow: str = "retraining", # "retraining" or "training"
+                     flow: str = "retraining", # "retraining", "training" or "job" (a papermill job notebook)
                      timezone: str | None = "UTC", # time zone of the cron schedule
                      tags: list[str] | None = None, # deployment tags
                      work_pool_name: str | None = None, # work pool, when deployed to workers instead of served

@@ -6,13 +6,8 @@
 from __future__ import annotations
 
 import json
-import os
-import time
 import tomllib
-from contextlib import contextmanager
 from pathlib import Path
-
-import pandas as pd
 
 from ..core.errors import ConfigError, NotFoundError, TwigaError
 from ..core.settings import load_settings
@@ -22,7 +17,7 @@ from .schemas import DriftSummary, RetrainingResult, TrainingResult
 # %% auto #0
 __all__ = ['log', 'model_configs', 'load_config', 'forecaster_from_config', 'ercot_config', 'write_config',
            'prefect_api_configured', 'run_flow', 'show_result', 'train_from_file', 'retrain_from_file',
-           'monitor_from_file', 'schedule', 'quickstart', 'retrain_notebook', 'run_retrain_job']
+           'monitor_from_file', 'schedule', 'schedule_job', 'job_notebook', 'retrain_notebook', 'run_retrain_job']
 
 # %% ../../nbs/43_pipeline.jobs.ipynb #6b79b93b
 log = get_logger("pipeline.jobs")
@@ -224,95 +219,43 @@ def schedule(reference_data_path: str | Path, # reference data
         serve_deployments(dep)
     return dep
 
-# %% ../../nbs/43_pipeline.jobs.ipynb #4ea25586
-@contextmanager
-def _step(con, text: str):
-    "Show a spinner while the step runs, then a check mark with its duration."
-    t0 = time.perf_counter()
-    with con.status(f"{text} ..."): yield
-    con.print(f"[green]✓[/green] {text} [dim]({time.perf_counter() - t0:.1f} s)[/dim]")
-
-def _quickstart_data(quick: bool) -> tuple[pd.DataFrame, str, str]:
-    "The bundled data slice, and where validation and test start."
-    from twiga.datasets import load_ercot
-    if quick: return load_ercot("2018-05-01", "2019-07-01"), "2019-05-01", "2019-06-01"
-    return load_ercot("2017-01-01", "2019-07-01"), "2019-03-01", "2019-06-01"
-
-# %% ../../nbs/43_pipeline.jobs.ipynb #24e93775
-def quickstart(workdir: str | Path = "twiga-quickstart", # where data, config, checkpoints, MLflow store and reports go
-               quick: bool = False, # a smaller slice and fewer trees
-               tracking_uri: str | None = None, # default `TWIGA_MLFLOW_TRACKING_URI` if set, else `<workdir>/mlflow.db`
-               console=None, # a rich Console; default stdout
-              ) -> dict:
-    "Fit, evaluate, checkpoint, track and monitor a forecaster on the bundled ERCOT data; return where it all is."
-    from twiga.datasets import split_by_time
-    from twiga.pipeline.tasks import (
-        evaluate_model,
-        fit_forecaster,
-        metrics_summary,
-        run_drift_check,
-        save_checkpoint,
-        track_training,
-    )
-    con, t0, work = _console(console), time.perf_counter(), Path(workdir).absolute()
-    work.mkdir(parents=True, exist_ok=True)
-    uri = tracking_uri or os.environ.get("TWIGA_MLFLOW_TRACKING_URI") or f"sqlite:///{work / 'mlflow.db'}"
-    with _step(con, "Load the bundled ERCOT data"):
-        data, val_start, test_start = _quickstart_data(quick)
-        (work / "data").mkdir(exist_ok=True)
-        data_path = work / "data" / "ercot.parquet"
-        data.to_parquet(data_path, index=False)
-        train, val, test = split_by_time(data, val_start=val_start, test_start=test_start)
-        config_path = write_config(ercot_config(n_estimators=60 if quick else 300,
-                                                checkpoints_path=str(work / "checkpoints")), work / "forecaster.toml")
-        fc = forecaster_from_config(config_path)
-    con.print(f"  {len(data):,} hourly rows: train {len(train):,}, validation {len(val):,}, test "
-              f"{len(test):,} (from {test_start})")
-    with _step(con, f"Fit {' and '.join(fc.model_names)}"): fit_forecaster.fn(forecaster=fc, train_df=train, val_df=val)
-    with _step(con, "Evaluate on the test month"):
-        preds_df, met_df = evaluate_model.fn(forecaster=fc, test_df=test, history_df=val)
-        metrics = metrics_summary(met_df)
-    con.print(_metrics_table(metrics, f"Test metrics, {test_start[:7]} (MWh)"))
-    with _step(con, "Save a checkpoint"): ckpt = save_checkpoint.fn(forecaster=fc, metrics=metrics)
-    with _step(con, "Track the run in MLflow (data, configs, metrics, model)"):
-        run_id = track_training.fn(forecaster=fc, train_df=train, test_df=test, predictions_df=preds_df,
-                                   metrics_df=met_df, experiment="twiga-quickstart", run_name="quickstart",
-                                   data_path=str(data_path), checkpoint_path=ckpt, tracking_uri=uri)
-    with _step(con, "Check the test month's weather for drift"):
-        drift = DriftSummary.from_dict(
-            run_drift_check.fn(reference_df=train, current_df=test, report_dir=work / "reports",
-                               feature_cols=fc.data_params.exogenous_features, seasonal=True))
-    out = dict(workdir=str(work), data_path=str(data_path), config_path=str(config_path), checkpoint_path=ckpt,
-               checkpoint_version=fc.checkpoint_info_.version, tracking_uri=uri, mlflow_run_id=run_id, metrics=metrics,
-               drift=drift, report_path=drift.report_path, seconds=round(time.perf_counter() - t0, 1))
-    _where(con, out)
-    return out
-
-# %% ../../nbs/43_pipeline.jobs.ipynb #698e0bf4
-def _where(con, r: dict) -> None:
-    "Where each result is, and what to run next."
-    d = r["drift"]
-    con.print(f"\nDrift (seasonal {d.method}): {d.n_drifted}/{d.total} features drifted, "
-              f"drift_detected={d.drift_detected}")
-    con.print(f"\n[bold]Done in {r['seconds']:.0f} s.[/bold] Everything is in {r['workdir']}:")
-    for k, v in [("data", r["data_path"]), ("forecaster config", r["config_path"]),
-                 ("checkpoints", f"{r['checkpoint_path']} (version {r['checkpoint_version']})"),
-                 ("MLflow store", f"{r['tracking_uri']} (run {r['mlflow_run_id']})"),
-                 ("drift report", r["report_path"])]:
-        con.print(f"  {k:<18} {v}", soft_wrap=True)
-    con.print("\nNext:")
-    con.print(f"  serve it:        TWIGA_MODEL_CHECKPOINT_DIR={r['checkpoint_path']} twiga serve", soft_wrap=True)
-    con.print(f"  see the runs:    mlflow ui --backend-store-uri {r['tracking_uri']}", soft_wrap=True)
-    con.print("  retrain on data: twiga retrain --reference <train.parquet> --current <recent.parquet> "
-              f"--checkpoint-dir {r['checkpoint_path']}", soft_wrap=True)
+# %% ../../nbs/43_pipeline.jobs.ipynb #f5c48e93
+def schedule_job(job: str | Path = "quickstart", # a job notebook's name ("retrain", "quickstart") or path
+                 output_dir: str | Path = "job-runs", # where each run's executed notebook goes
+                 parameters: dict | None = None, # the notebook's parameters (JSON values)
+                 cron: str = "0 2 * * 1", # when to run; default every Monday at 02:00
+                 name: str | None = None, # deployment name; default `<job>-job`
+                 timezone: str | None = "UTC", # time zone of `cron`
+                 tracking_uri: str | None = None, # MLflow store the executed notebooks are logged to
+                 serve: bool = True, # serve the deployment (blocks); False: only build and return it
+                ):
+    "`twiga schedule --job`: execute a papermill job notebook on a cron schedule as a Prefect 3 deployment."
+    from twiga.pipeline.flows import build_deployment, serve_deployments
+    nb = job_notebook(job).absolute()
+    params = {"notebook": str(nb), "output_dir": str(Path(output_dir).absolute()),
+              "parameters": dict(parameters or {}), "tracking_uri": tracking_uri}
+    dep = build_deployment(name=name or f"{nb.stem}-job", cron=cron, parameters=params, flow="job", timezone=timezone)
+    if serve:
+        log.info("Serving deployment %r (%s, %s): Ctrl-C to stop.", dep.name, cron, timezone)
+        serve_deployments(dep)
+    return dep
 
 # %% ../../nbs/43_pipeline.jobs.ipynb #c32c3579
-def retrain_notebook() -> Path:
-    "The job notebook: `nbs/jobs/retrain.ipynb` of the checkout twiga is imported from, else the installed copy."
+def job_notebook(job: str | Path = "retrain", # a job's name ("retrain", "quickstart") or a notebook's path
+                ) -> Path:
+    "A job notebook: `nbs/jobs/<job>.ipynb` of the checkout twiga is imported from, else the installed copy."
+    if str(job).endswith(".ipynb"): return Path(job)
     import twiga
     pkg = Path(twiga.__file__).resolve().parent
-    source, installed = pkg.parent / "nbs" / "jobs" / "retrain.ipynb", pkg / "jobs" / "retrain.ipynb"  # by setup.py
-    return source if source.is_file() or not installed.is_file() else installed
+    source, installed = pkg.parent / "nbs" / "jobs" / f"{job}.ipynb", pkg / "jobs" / f"{job}.ipynb"  # by setup.py
+    if not source.is_file() and not installed.is_file():
+        raise NotFoundError(f"Argument `job` must name a job notebook ('retrain', 'quickstart') or an .ipynb file. "
+                            f"Got {str(job)!r}.")
+    return source if source.is_file() else installed
+
+def retrain_notebook() -> Path:
+    "The retraining job notebook: `job_notebook('retrain')`."
+    return job_notebook("retrain")
 
 # %% ../../nbs/43_pipeline.jobs.ipynb #bcdfa4e4
 def _log_notebook(out: Path, run_id: str | None, uri: str, experiment: str | None, failure: str | None) -> str:

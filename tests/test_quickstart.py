@@ -1,0 +1,118 @@
+"""`twiga quickstart` end to end on the bundled data (its quick mode): every stage for real (MLflow SQLite store,
+checkpoint store, uvicorn on 127.0.0.1, Prefect's temporary server), twice in the same folder, and a failing stage
+that names itself, exits non-zero and leaves no server behind."""
+from __future__ import annotations
+
+import io
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.timeout(1200)
+
+
+def gone(pid) -> bool:
+    "No process with this id, and no process left in its group."
+    for kill in (os.kill, os.killpg):
+        try: kill(pid, 0)
+        except ProcessLookupError: continue
+        return False
+    return True
+
+
+def run(workdir, **kw):
+    from rich.console import Console
+
+    from twiga.pipeline.quickstart import quickstart
+    buf = io.StringIO()
+    out = quickstart(workdir, quick=True, console=Console(file=buf, width=160), **kw)
+    return out, buf.getvalue()
+
+
+def test_quickstart_runs_every_stage_twice_in_the_same_folder_and_stops_its_servers(tmp_path, capfd):
+    from mlflow import MlflowClient
+
+    from twiga.checkpoints import CheckpointStore
+    from twiga.pipeline.quickstart import STAGES
+    work = tmp_path / "qs"
+    first, text = run(work, use_prefect=True)  # no PREFECT_API_URL: it starts and stops a temporary server
+    print(text)
+    check_stages(first, text, STAGES)
+    assert first["prefect_pid"] is not None and gone(first["prefect_pid"])
+    res = first["retrain"]
+    assert res.retrained and res.challenger_score is not None and res.reason in " ".join(text.split())
+    assert first["reloaded_version"] == res.checkpoint_version == (2 if res.promoted else 1)
+    if res.promoted: assert res.reload_status == 200 and f"now answers with version {res.checkpoint_version}" in text
+    assert first["served_version"] == 1 and first["served_n"] == 72 and 0 <= first["served_coverage"] <= 1
+    assert first["metrics"]["lightgbm"]["mae"] < first["metrics"]["seasonal_naive"]["mae"]
+    for k in ("drift report", "mlflow ui --backend-store-uri", "the plot", "the log"): assert k in text
+    uri = first["tracking_uri"]
+    client = MlflowClient(uri)
+    run_ = client.get_run(first["run_id"])
+    assert run_.info.status == "FINISHED"
+    assert any(m.source_run_id == first["run_id"]
+               for m in client.search_logged_models(experiment_ids=[run_.info.experiment_id]))
+
+    second, text2 = run(work, use_prefect=False)  # the same stages without Prefect, in the same folder
+    check_stages(second, text2, STAGES)
+    assert second["prefect_pid"] is None and second["served_version"] == first["reloaded_version"] + 1
+    versions = [i.version for i in CheckpointStore(work / "checkpoints").list()]
+    assert versions == list(range(1, second["reloaded_version"] + 1)), versions  # nothing lost, nothing reused
+    runs = client.search_runs([run_.info.experiment_id])
+    assert {first["run_id"], second["run_id"], first["retrain"].mlflow_run_id,
+            second["retrain"].mlflow_run_id} <= {r.info.run_id for r in runs}
+    plots = sorted(p.name for p in (work / "plots").iterdir())
+    assert len(plots) == 4 and all(os.path.getsize(work / "plots" / p) > 1000 for p in plots), plots
+    log = (work / "quickstart.log").read_text()
+    assert log.count("stage data:") == 2 and "CloudPickle" not in log
+    captured = capfd.readouterr()
+    assert not re.search(r"warn|error|traceback", captured.out + captured.err, re.I), captured
+
+
+def check_stages(out, text, stages):
+    "Every stage printed once with its duration, in order, and the server stopped."
+    assert list(out["stages"]) == list(stages), out["stages"]
+    lines = [line for line in text.splitlines() if line.startswith(("✓", "✗"))]
+    assert lines == [f"✓ {t} ({out['stages'][k]:.1f} s)" for k, t in stages.items()], lines
+    assert gone(out["server_pid"])
+    assert not re.search(r"warn|traceback", text, re.I), text
+
+
+def test_a_failing_stage_exits_non_zero_names_itself_and_stops_the_server(tmp_path, monkeypatch, capsys):
+    import twiga.pipeline.quickstart as qs
+    from twiga.cli import main
+    started = []
+    real_ask = qs._ask
+    def broken(server, path, body):
+        started.append(server.pid)
+        if path == "/predict-interval": raise ConnectionResetError("the network went away")
+        return real_ask(server, path, body)
+    monkeypatch.setattr(qs, "_ask", broken)
+    assert main(["quickstart", "--workdir", str(tmp_path / "qs"), "--quick", "--no-prefect"]) == 2
+    err = capsys.readouterr().err
+    assert "failed at stage `serve`" in err and "the network went away" in err and "quickstart.log" in err, err
+    assert started and gone(started[0])
+    log = (tmp_path / "qs" / "quickstart.log").read_text()
+    assert "stage serve failed" in log and "Traceback" in log
+
+
+def test_the_quickstart_job_notebook_runs_as_the_scheduled_flow_and_is_logged_into_its_run(tmp_path):
+    """The same lifecycle as a papermill job, run by the flow `twiga schedule --job quickstart` deploys: the executed
+    notebook is an artefact of the MLflow run of its retraining stage."""
+    from mlflow import MlflowClient
+
+    from twiga.pipeline.flows import job_notebook_flow
+    from twiga.pipeline.jobs import job_notebook
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    out = job_notebook_flow.fn(str(job_notebook("quickstart")), str(tmp_path / "runs"),
+                               {"workdir": str(tmp_path / "qs"), "quick": True}, tracking_uri=uri)
+    executed = Path(out["output_path"])
+    assert executed.parent == tmp_path / "runs" and executed.name.startswith("quickstart-"), executed
+    run = MlflowClient(uri).get_run(out["mlflow_run_id"])
+    assert run.data.tags["twiga.flow"] == "retraining" and "twiga.reason" in run.data.tags
+    arts = [a.path for a in MlflowClient(uri).list_artifacts(out["mlflow_run_id"], "job")]
+    assert arts == [f"job/{executed.name}"], arts
+    text = executed.read_text()
+    assert "What the quickstart measured and decided" in text and "image/png" in text
