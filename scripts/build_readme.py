@@ -2,6 +2,7 @@
 
     python scripts/build_readme.py            # execute nbs/index.ipynb, write README.md
     python scripts/build_readme.py --check    # exit 1 (with a diff) if README.md is not what the notebook gives
+    python scripts/build_readme.py --quickstart   # run `twiga quickstart`, keep what it printed, then write README.md
 
 The notebook is executed the way `nbdev_test` runs it (in-process IPython shell via execnb, in nbs/), so the README
 shows what the code prints today. Then, cell by cell: the title and `>` summary become the heading and a quote;
@@ -12,6 +13,10 @@ their `#|` directive lines removed, followed by their outputs: printed text as `
 plain-text results as they are. Honoured directives: `hide` and `include: false` (the cell is left out),
 `echo: false` (the code is left out), `output: false` (the outputs are left out). Standard error (log lines,
 warnings) is never copied: it varies from run to run.
+
+The marker `<!-- quickstart-output -->` in a markdown cell becomes what `twiga quickstart` printed in a real run,
+kept in nbs/_quickstart_output.txt (run ids and timings change each run, so `--check` compares against that file;
+`--quickstart` runs the quickstart again and refreshes it).
 """
 from __future__ import annotations
 
@@ -30,6 +35,8 @@ NBS = ROOT / "nbs"
 INDEX = NBS / "index.ipynb"
 README = ROOT / "README.md"
 
+QUICKSTART_MARKER = "<!-- quickstart-output -->"
+QUICKSTART_OUTPUT = NBS / "_quickstart_output.txt"
 HEADER = "<!-- Generated from nbs/index.ipynb by scripts/build_readme.py: edit the notebook, not this file. -->"
 
 
@@ -70,6 +77,26 @@ def render_outputs(outputs: list) -> list[str]:
     return blocks
 
 
+def quickstart_output(path: Path = QUICKSTART_OUTPUT) -> str:
+    "What the last recorded `twiga quickstart` printed, as a text block."
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: run `python scripts/build_readme.py --quickstart`")
+    return "```text\n" + path.read_text().rstrip() + "\n```"
+
+
+def record_quickstart(path: Path = QUICKSTART_OUTPUT) -> None:
+    "Run `twiga quickstart` in a temporary folder and keep what it printed (the folder shown as `twiga-quickstart`)."
+    import subprocess
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        work = Path(d) / "twiga-quickstart"
+        code = "import sys; from twiga.cli import main; sys.exit(main(sys.argv[1:]))"
+        subprocess.run([sys.executable, "-c", code, "quickstart", "--workdir", str(work)], check=True, cwd=d,
+                       env={**os.environ, "COLUMNS": "110"})
+        path.write_text((work / "quickstart.txt").read_text().replace(str(work), "twiga-quickstart"))
+    print(f"wrote {path}")
+
+
 def render(cells: list) -> str:
     "README.md text of executed notebook cells."
     parts: list[str] = [HEADER]
@@ -85,7 +112,9 @@ def render(cells: list) -> str:
         if c.get("cell_type") == "markdown":
             flush()
             if not src.strip(): continue
-            parts.append(title_block(src) if first_md else repo_links(src.strip()))
+            md = title_block(src) if first_md else repo_links(src.strip())
+            if QUICKSTART_MARKER in md: md = md.replace(QUICKSTART_MARKER, quickstart_output())
+            parts.append(md)
             first_md = False
         elif c.get("cell_type") == "code":
             d, body = directives(src)
@@ -118,9 +147,11 @@ def execute(nb_path: Path = INDEX) -> list:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--check", action="store_true", help="compare with README.md instead of writing it")
+    ap.add_argument("--quickstart", action="store_true", help="run `twiga quickstart` first and record its output")
     ap.add_argument("--notebook", type=Path, default=INDEX, help="the notebook (default nbs/index.ipynb)")
     ap.add_argument("--out", type=Path, default=README, help="the README (default README.md)")
     a = ap.parse_args(argv)
+    if a.quickstart: record_quickstart()
     os.environ.setdefault("IN_TEST", "1")
     text = render(execute(a.notebook.resolve()))
     if a.check:

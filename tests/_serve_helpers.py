@@ -6,12 +6,13 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from twiga.serve.process import free_port
+from twiga.serve.process import stop_process_group as stop_group
 
 ROOT = Path(__file__).resolve().parents[1]
 HORIZON, LOOKBACK = 48, 336  # the shape of the benchmark: 30-min steps, one day ahead, one week back
@@ -61,26 +62,6 @@ def records(df) -> list[dict]:
     "JSON-ready records of a frame (timestamps as ISO strings, NaN as null)."
     out = df.assign(timestamp=df["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%S%z"))
     return json.loads(out.to_json(orient="records"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def stop_group(proc: subprocess.Popen, timeout: float = 20) -> None:
-    "Stop a process started with `start_new_session=True` and its whole group (uvicorn and its workers, by pid)."
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-        except ProcessLookupError: pass
-    try: os.killpg(proc.pid, signal.SIGKILL)  # workers the leader left behind in its group
-    except ProcessLookupError: pass
 
 
 def loaded(status: int, body) -> bool:
