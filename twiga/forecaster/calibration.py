@@ -63,7 +63,7 @@ class Calibration:
 
 # %% ../../nbs/16f_forecaster.calibration.ipynb #6100e872
 def calibration_facts(cal: Calibration) -> dict:
-    "What a client needs to judge intervals: source, period, windows, forecasts, the minimum, and how it was kept apart."
+    "What a client needs to judge intervals: source, period, windows, forecasts, minimum, how it was kept apart."
     return {"source": cal.source, "period": list(cal.period) if cal.period else None, "n_windows": cal.n_windows,
             "n_forecasts": cal.n_forecasts, "min_windows": MIN_CALIBRATION_WINDOWS, "note": cal.note}
 
@@ -74,8 +74,8 @@ def warn_if_small(cal: Calibration, # the calibration set of a fit
     if cal.n_windows >= MIN_CALIBRATION_WINDOWS: return
     period = f" ({cal.period[0]} .. {cal.period[1]})" if cal.period else ""
     log.warning("Prediction intervals are calibrated on %d window(s) of %d steps%s from %s; at least %d "
-                "(MIN_CALIBRATION_WINDOWS) are needed for stable intervals: give a longer `val_df` (its last two thirds "
-                "calibrate), a `calibration_df`, or a longer `train_df`.", cal.n_windows, horizon, period,
+                "(MIN_CALIBRATION_WINDOWS) are needed for stable intervals: give a longer `val_df` (its last two "
+                "thirds calibrate), a `calibration_df`, or a longer `train_df`.", cal.n_windows, horizon, period,
                 cal.source, MIN_CALIBRATION_WINDOWS)
 
 # %% ../../nbs/16f_forecaster.calibration.ipynb #1e118a1f

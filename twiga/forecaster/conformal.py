@@ -98,10 +98,14 @@ class AdaptiveState:
         "The state of a freshly calibrated model: the calibration quantiles as they are."
         return cls([1.0] * n_targets, [[[0.0, 0.0] for _ in range(n_targets)] for _ in TRACKED_LEVELS])
 
-    def to_dict(self) -> dict: return {**self.__dict__, "levels": list(self.levels)}
+    def to_dict(self) -> dict:
+        "The state as JSON-ready values."
+        return {**self.__dict__, "levels": list(self.levels)}
 
     @classmethod
-    def from_dict(cls, d: dict) -> AdaptiveState: return cls(**{**d, "levels": tuple(d["levels"])})
+    def from_dict(cls, d: dict) -> AdaptiveState:
+        "The state `to_dict` gave."
+        return cls(**{**d, "levels": tuple(d["levels"])})
 
 # %% ../../nbs/16g_forecaster.conformal.ipynb #1dffff5f
 def _thetas(state: AdaptiveState, coverage: float, j: int) -> tuple[float, float]:
@@ -163,14 +167,16 @@ def _with_actuals(forecasts: pd.DataFrame, actuals: pd.DataFrame | None, date_co
     "`forecasts` with an `actual` column, joined from `actuals` (date column and target columns) if given."
     need = ["timestamp", "model", "step", "target", "value"] + ([] if actuals is not None else ["actual"])
     missing = [c for c in need if c not in forecasts.columns]
-    if missing: raise InvalidInputError(f"Argument `forecasts` lacks column(s) {missing}. Got {list(forecasts.columns)}.")
+    if missing:
+        raise InvalidInputError(f"Argument `forecasts` lacks column(s) {missing}. Got {list(forecasts.columns)}.")
     if actuals is None: return forecasts
     if date_col not in actuals.columns:
         raise InvalidInputError(f"Argument `actuals` needs the date column `{date_col}`. Got {list(actuals.columns)}.")
     long = actuals.melt(id_vars=[date_col], value_vars=[t for t in set(forecasts["target"]) if t in actuals.columns],
                         var_name="target", value_name="actual").rename(columns={date_col: "timestamp"})
     long["timestamp"] = pd.to_datetime(long["timestamp"], utc=True)
-    f = forecasts.drop(columns=["actual"], errors="ignore").assign(timestamp=pd.to_datetime(forecasts["timestamp"], utc=True))
+    f = forecasts.drop(columns=["actual"], errors="ignore")
+    f = f.assign(timestamp=pd.to_datetime(f["timestamp"], utc=True))
     return f.merge(long, on=["timestamp", "target"], how="inner")
 
 # %% ../../nbs/16g_forecaster.conformal.ipynb #4b6b8740
@@ -194,7 +200,8 @@ def update_intervals(self: TwigaForecaster,
             r = rows[rows["target"] == t]
             for a in range(0, len(r), H):  # one horizon of values at a time, in time order
                 c = r.iloc[a:a + H]
-                adapt(sms[j], st, j, c["value"].to_numpy(float), c["actual"].to_numpy(float), c["step"].to_numpy(int), H)
+                p, y, steps = (c[k].to_numpy(float) for k in ("value", "actual", "step"))
+                adapt(sms[j], st, j, p, y, steps.astype(int), H)
                 st.n_updates += 1
         if len(rows):
             st.n_points += len(rows); st.last_time = rows["timestamp"].max().isoformat()

@@ -13,15 +13,24 @@ from fastcore.basics import patch
 
 from ..core.config import DataPipelineConfig, ForecasterConfig
 from ..core.errors import ConfigError, InvalidInputError, NotFittedError
-from ..core.features import SeriesData, SeriesPipeline, validate_frame, window_origins
+from ..core.features import SeriesPipeline, validate_frame, window_origins
 from ..core.io import frame_fingerprint, utc_stamp
 from ..core.settings import load_settings
 from ..core.utils import get_logger
-from .calibration import MAX_CALIBRATION_ORIGINS, Calibration, cross_fit_rows, split_validation, warn_if_small
 from ..models.base import ModelConfig, WindowSpec, build_model, target_rows
 
 # %% auto #0
 __all__ = ['log', 'MAX_CALIBRATION_WINDOWS', 'TwigaForecaster']
+
+# %% ../../nbs/16a_forecaster.core.ipynb #7fb27b941602401d91542211134fc71a
+# this package's modules: nbdev makes these imports relative, which sort after the others
+from twiga.forecaster.calibration import (
+    MAX_CALIBRATION_ORIGINS,
+    Calibration,
+    cross_fit_rows,
+    split_validation,
+    warn_if_small,
+)
 
 # %% ../../nbs/16a_forecaster.core.ipynb #0b2ac1a7
 log = get_logger("forecaster")  # one logger, `twiga.forecaster`, for every module of the package
