@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 
 # %% auto #0
-__all__ = ['POINT_METRICS', 'INTERVAL_METRICS', 'ALIAS_REMOVED_IN', 'point_metrics', 'interval_metrics', 'MetricsFrame']
+__all__ = ['POINT_METRICS', 'INTERVAL_METRICS', 'ALIAS_REMOVED_IN', 'point_metrics', 'winkler_score', 'interval_metrics',
+           'MetricsFrame']
 
 # %% ../../nbs/12_core.metrics.ipynb #d2aff077
 POINT_METRICS = ("mae", "corr", "nbias", "rmse", "wmape", "smape")
@@ -35,18 +36,32 @@ def point_metrics(y_true, # actual values; NaN where unknown
     return {**{k: float(v) for k, v in out.items()}, "n": int(len(y))}
 
 # %% ../../nbs/12_core.metrics.ipynb #64e17361
-INTERVAL_METRICS = ("coverage", "width")
+INTERVAL_METRICS = ("coverage", "width", "winkler")
+
+def winkler_score(y_true, # actual values; NaN where unknown
+                  lower, # lower bounds, same shape
+                  upper, # upper bounds, same shape
+                  coverage: float, # the intervals' nominal coverage `1 - α`, e.g. 0.9
+                 ) -> float:
+    "Mean Winkler (interval) score: width, plus `2/α` times how far each actual value falls outside."
+    y, lo, hi = (np.asarray(a, "float64").ravel() for a in (y_true, lower, upper))
+    keep = ~np.isnan(y) & ~np.isnan(lo) & ~np.isnan(hi)
+    if not keep.any(): return np.nan
+    y, lo, hi, alpha = y[keep], lo[keep], hi[keep], 1 - float(coverage)
+    return float(np.mean(hi - lo + 2 / alpha * (np.maximum(lo - y, 0) + np.maximum(y - hi, 0))))
 
 def interval_metrics(y_true, # actual values; NaN where unknown
                      lower, # lower bounds, same shape
                      upper, # upper bounds, same shape
+                     coverage: float | None = None, # nominal coverage; gives the `winkler` score (else NaN)
                     ) -> dict[str, float]:
-    "Empirical `coverage` of `[lower, upper]` and its mean `width`, over the points where `y_true` is known."
+    "Empirical `coverage` of `[lower, upper]`, its mean `width` and `winkler` score, over the known actual values."
     y, lo, hi = (np.asarray(a, "float64").ravel() for a in (y_true, lower, upper))
     keep = ~np.isnan(y) & ~np.isnan(lo) & ~np.isnan(hi)
-    if not keep.any(): return {"coverage": np.nan, "width": np.nan}
+    if not keep.any(): return {"coverage": np.nan, "width": np.nan, "winkler": np.nan}
     y, lo, hi = y[keep], lo[keep], hi[keep]
-    return {"coverage": float(((y >= lo) & (y <= hi)).mean()), "width": float((hi - lo).mean())}
+    return {"coverage": float(((y >= lo) & (y <= hi)).mean()), "width": float((hi - lo).mean()),
+            "winkler": np.nan if coverage is None else winkler_score(y, lo, hi, coverage)}
 
 # %% ../../nbs/12_core.metrics.ipynb #408a468f
 ALIAS_REMOVED_IN = "0.2.0"  # the twiga release without the `Model` alias of `MetricsFrame`

@@ -11,6 +11,7 @@ from fastcore.basics import patch
 
 from ..checkpoints import CheckpointStore
 from ..core.errors import CheckpointError
+from .calibration import calibration_facts
 from .core import TwigaForecaster, log
 
 # %% auto #0
@@ -35,7 +36,7 @@ def on_save_checkpoint(self: TwigaForecaster,
     info = store.save(self, model_type="+".join(self.models_), configs=self.describe_configs(), metrics=metrics,
                       data_fingerprint=self.training_fingerprint_,
                       extra={"train_range": [str(t) for t in self.train_range_], "fitted_at": self.fitted_at_,
-                             "calibration": self.calibration_["source"], "models": list(self.models_)})
+                             "calibration": calibration_facts(self._calibration()), "models": list(self.models_)})
     self.checkpoint_info_ = info
     return str(store.directory)
 

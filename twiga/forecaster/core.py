@@ -13,7 +13,7 @@ from fastcore.basics import patch
 
 from ..core.config import DataPipelineConfig, ForecasterConfig
 from ..core.errors import ConfigError, InvalidInputError, NotFittedError
-from ..core.features import SeriesData, SeriesPipeline, validate_frame, window_origins
+from ..core.features import SeriesPipeline, validate_frame, window_origins
 from ..core.io import frame_fingerprint, utc_stamp
 from ..core.settings import load_settings
 from ..core.utils import get_logger
@@ -21,6 +21,16 @@ from ..models.base import ModelConfig, WindowSpec, build_model, target_rows
 
 # %% auto #0
 __all__ = ['log', 'MAX_CALIBRATION_WINDOWS', 'TwigaForecaster']
+
+# %% ../../nbs/16a_forecaster.core.ipynb #7fb27b941602401d91542211134fc71a
+# this package's modules: nbdev makes these imports relative, which sort after the others
+from twiga.forecaster.calibration import (
+    MAX_CALIBRATION_ORIGINS,
+    Calibration,
+    cross_fit_rows,
+    split_validation,
+    warn_if_small,
+)
 
 # %% ../../nbs/16a_forecaster.core.ipynb #0b2ac1a7
 log = get_logger("forecaster")  # one logger, `twiga.forecaster`, for every module of the package
@@ -117,22 +127,40 @@ def _with_history(self: TwigaForecaster, train: pd.DataFrame, val: pd.DataFrame)
 
 # %% ../../nbs/16a_forecaster.core.ipynb #63bfbee9
 @patch
+def _fit_models(self: TwigaForecaster, train: pd.DataFrame, es: pd.DataFrame | None) -> tuple[SeriesPipeline, dict]:
+    "A pipeline fitted on `train`, and fresh models fitted on it (early-stopped on `es`, if given)."
+    pipeline = SeriesPipeline(self.data_params).fit(train)
+    s_es = pipeline.transform(self._with_history(train, es)) if es is not None else None
+    models = self._new_models()
+    for m in models.values(): m.fit(pipeline.transform(train), s_es)
+    return pipeline, models
+
+@patch
 def fit(self: TwigaForecaster,
         train_df: pd.DataFrame, # training frame: date, target(s), covariates
-        val_df: pd.DataFrame | None = None, # validation frame: early stopping and interval calibration
+        val_df: pd.DataFrame | None = None, # validation frame: early stopping, then (its last two thirds) calibration
+        calibration_df: pd.DataFrame | None = None, # calibration frame; then all of `val_df` serves early stopping
        ) -> TwigaForecaster:
-    "Fit the scalers and every model on `train_df`; keep `val_df`'s forecasts to calibrate intervals. Returns `self`."
+    "Fit the scalers and every model on `train_df`; calibrate intervals on data no model saw. Returns `self`."
     for k in [k for k in vars(self) if k.endswith("_")]: delattr(self, k)
-    t0, c = time.perf_counter(), self.data_params
-    train = validate_frame(train_df, c, min_rows=self.window.lookback + self.window.horizon, name="train_df")
-    pipeline = SeriesPipeline(c).fit(train)
-    s_train, s_val = pipeline.transform(train), None
-    if val_df is not None:
-        s_val = pipeline.transform(self._with_history(train, validate_frame(val_df, c, min_rows=1, name="val_df")))
-    models = self._new_models()
-    for m in models.values(): m.fit(s_train, s_val)
+    t0, c, L, H = time.perf_counter(), self.data_params, self.window.lookback, self.window.horizon
+    train = validate_frame(train_df, c, min_rows=L + H, name="train_df")
+    val = None if val_df is None else validate_frame(val_df, c, min_rows=1, name="val_df")
+    cal = None if calibration_df is None else validate_frame(calibration_df, c, min_rows=1, name="calibration_df")
+    if val is not None: self._with_history(train, val)  # checks a validation frame that does not continue `train`
+    es, source = val, "calibration_df"
+    if cal is None and val is not None: (es, cal), source = split_validation(val, H), "validation"
+    if cal is not None:
+        pipeline, models = self._fit_models(train, es)
+        prior = train if es is None else self._with_history(train, es)  # the rows before `cal`
+        self.calibration_ = self._calibrate(pipeline, models, prior, cal, source)
+    else:
+        rows = cross_fit_rows(len(train), L, H)
+        head = train.iloc[:len(train) - rows]
+        self.calibration_ = self._calibrate(*self._fit_models(head, None), head, train.iloc[len(head):], "cross-fit")
+        pipeline, models = self._fit_models(train, None)
     self.pipeline_, self.models_ = pipeline, models
-    self.calibration_ = self._calibrate(s_train, "training") if s_val is None else self._calibrate(s_val, "validation")
+    warn_if_small(self.calibration_, H)
     self.training_fingerprint_ = frame_fingerprint(train)
     self.train_range_ = (train[c.date_column].iloc[0], train[c.date_column].iloc[-1])
     self.fitted_at_, self.fit_seconds_ = utc_stamp(), time.perf_counter() - t0
@@ -140,19 +168,30 @@ def fit(self: TwigaForecaster,
     return self
 
 # %% ../../nbs/16a_forecaster.core.ipynb #a6a81ebd
-MAX_CALIBRATION_WINDOWS = 3000
+MAX_CALIBRATION_WINDOWS = MAX_CALIBRATION_ORIGINS  # the old name
+_NOTES = {"validation": "the last two thirds of `val_df`; the first third served early stopping",
+          "calibration_df": "`calibration_df`; no model was fitted or early-stopped on it",
+          "cross-fit": "the end of `train_df`, forecast by the models refitted without it; the returned models were "
+                       "then fitted on all of `train_df`"}
 
 @patch
-def _calibrate(self: TwigaForecaster, s: SeriesData, source: str) -> dict:
-    "Forecasts and actual values of every model from (up to `MAX_CALIBRATION_WINDOWS`) origins of `s`."
-    L, H = self.window.lookback, self.window.horizon
-    origins = window_origins(len(s), L, H, 1)
-    origins = origins[s.complete_origins(origins, L)]
-    if len(origins) > MAX_CALIBRATION_WINDOWS:
-        origins = origins[np.linspace(0, len(origins) - 1, MAX_CALIBRATION_WINDOWS).astype(int)]
-    if source == "training":
-        log.warning("No `val_df`: prediction intervals are calibrated on the training frame (in-sample residuals), "
-                    "likely too narrow for models that learn.")
-    inv = self.pipeline_.inverse_target
-    return dict(source=source, origins=s.times[origins], actual=inv(s.y[target_rows(origins, H)]),
-                pred={name: inv(m.predict(s, origins)) for name, m in self.models_.items()})
+def _calibrate(self: TwigaForecaster, pipeline: SeriesPipeline, models: dict, # fitted without `frame`
+               prior: pd.DataFrame, frame: pd.DataFrame, # rows before the calibration rows, and those rows
+               source: str, # "validation", "calibration_df" or "cross-fit"
+              ) -> Calibration:
+    "Forecasts of every model and the actual values from (up to `MAX_CALIBRATION_ORIGINS`) origins of `frame`."
+    L, H, T = self.window.lookback, self.window.horizon, len(self.data_params.targets)
+    s = pipeline.transform(self._with_history(prior, frame) if len(frame) >= H else frame.iloc[:0])
+    origins = window_origins(len(s), L, H, 1) if len(s) >= L + H else np.empty(0, np.int64)
+    origins = origins[s.complete_origins(origins, L)] if len(origins) else origins
+    n_windows = -(-len(origins) // H)  # non-overlapping horizons the period holds
+    if len(origins) > MAX_CALIBRATION_ORIGINS:
+        origins = origins[np.linspace(0, len(origins) - 1, MAX_CALIBRATION_ORIGINS).astype(int)]
+    if len(origins) == 0:
+        return Calibration(source, pd.DatetimeIndex([], tz="UTC"), np.empty((0, H, T)),
+                           {n: np.empty((0, H, T)) for n in models}, None, 0, _NOTES[source])
+    inv = pipeline.inverse_target
+    return Calibration(source, s.times[origins], inv(s.y[target_rows(origins, H)]),
+                       {name: inv(m.predict(s, origins)) for name, m in models.items()},
+                       (s.times[origins[0]].isoformat(), s.times[origins[-1] + H - 1].isoformat()), n_windows,
+                       _NOTES[source])

@@ -26,11 +26,11 @@ from .predict import _combine, _tidy
 _METRIC_COLUMNS = ["model", "window", "origin", "target", *POINT_METRICS, *INTERVAL_METRICS, "n"]
 
 def _score(preds: dict, actual: np.ndarray, lower: dict, upper: dict, origins_t, targets: list[str],
-           windows) -> MetricsFrame:
+           windows, coverage: float) -> MetricsFrame:
     "One row of point and interval metrics per model, window and target."
     rows = [{"model": name, "window": int(windows[i]), "origin": origins_t[i], "target": t,
              **point_metrics(actual[i, :, j], a[i, :, j]),
-             **interval_metrics(actual[i, :, j], lower[name][i, :, j], upper[name][i, :, j])}
+             **interval_metrics(actual[i, :, j], lower[name][i, :, j], upper[name][i, :, j], coverage)}
             for name, a in preds.items() for i in range(a.shape[0]) for j, t in enumerate(targets)]
     return MetricsFrame(rows, columns=_METRIC_COLUMNS)
 
@@ -54,6 +54,7 @@ def evaluate_point_forecast(self: TwigaForecaster,
                             test_df: pd.DataFrame, # frame with known targets, history included
                             ensemble_strategy: str | None = "mean", # "mean" or "median" adds `model="ensemble"`
                             coverage: float = 0.9, # coverage of the intervals scored alongside
+                            adaptive: bool = True, # intervals as served: learning from the windows already known
                            ) -> tuple[pd.DataFrame, MetricsFrame]:
     "Forecast every window of `test_df` and score it: `(predictions_df, metrics_df)`."
     self._check_fitted()
@@ -63,11 +64,16 @@ def evaluate_point_forecast(self: TwigaForecaster,
     origins, windows, skipped = self._scored_windows(s)
     preds = _combine(self._forecast_arrays(s, origins), ensemble_strategy)
     actual = d[c.targets].to_numpy("float64")[target_rows(origins, H)]
-    lower, upper = self._bounds(preds, coverage, ensemble_strategy)
+    if adaptive:
+        times = s.times.to_numpy()
+        lower, upper = self._rolling_bounds(preds, actual, times[origins - 1], times[target_rows(origins, H)],
+                                            coverage, ensemble_strategy)
+    else: lower, upper = self._bounds(preds, coverage, ensemble_strategy)
     pdf = _tidy(s.times, origins, preds, c.targets, H, windows, actual={m: actual for m in preds}, lower=lower,
                 upper=upper)
-    mdf = _score(preds, actual, lower, upper, s.times[origins - 1], c.targets, windows)
-    for f in (pdf, mdf): f.attrs.update(skipped_windows=skipped, coverage=coverage, n_windows=len(origins))
+    mdf = _score(preds, actual, lower, upper, s.times[origins - 1], c.targets, windows, coverage)
+    for f in (pdf, mdf): f.attrs.update(skipped_windows=skipped, coverage=coverage, adaptive=adaptive,
+                                 n_windows=len(origins))
     return pdf, mdf
 
 # %% ../../nbs/16d_forecaster.evaluate.ipynb #a4ad8060
@@ -91,6 +97,7 @@ def backtest(self: TwigaForecaster,
              df: pd.DataFrame, # the whole period to backtest over
              ensemble_strategy: str | None = "mean", # as for `evaluate_point_forecast`
              coverage: float = 0.9, # coverage of the intervals scored alongside
+             adaptive: bool = True, # as for `evaluate_point_forecast`
             ) -> tuple[pd.DataFrame, MetricsFrame]:
     "Rolling-origin backtest: `(predictions_df, metrics_df)` of every fold, with a `fold` column."
     c, p, L = self.data_params, self.train_params, self.window.lookback
@@ -103,7 +110,7 @@ def backtest(self: TwigaForecaster,
     for k, (a, b, e) in enumerate(folds):
         test = d.iloc[max(0, int(np.searchsorted(t, b)) - L):int(np.searchsorted(t, e))]  # with its history
         fold = TwigaForecaster(c, self.model_params, p).fit(d[(t >= a) & (t < b)])
-        pr, m = fold.evaluate_point_forecast(test, ensemble_strategy, coverage)
+        pr, m = fold.evaluate_point_forecast(test, ensemble_strategy, coverage, adaptive)
         preds.append(pr.assign(fold=k)); metrics.append(m.assign(fold=k, train_start=a, test_start=b, test_end=e))
         skipped += m.attrs["skipped_windows"]
         log.info("Backtest fold %d/%d: train %s .. %s, test .. %s", k + 1, len(folds), a, b, e)

@@ -13,26 +13,31 @@ from fastcore.basics import patch
 
 from ..core.errors import InvalidInputError
 from ..core.io import atomic_write_json, utc_now
+from ..core.metrics import winkler_score
 from .checks import check_frame, check_numeric, utc_times
 from .monitor import PERFORMANCE_LATEST, ForecastMonitor, log
 from .reports import performance_snapshot, report_paths
 
 # %% auto #0
-__all__ = ['interval_metrics', 'performance_metrics', 'join_forecasts_actuals']
+__all__ = ['COVERAGE_ALERT_POINTS', 'ROLLING_ROWS', 'interval_metrics', 'performance_metrics', 'coverage_alerts',
+           'join_forecasts_actuals']
 
 # %% ../../nbs/22h_monitoring.performance.ipynb #e73cae6c
 def interval_metrics(actual, # observed values
                      lower, # interval lower bounds
                      upper, # interval upper bounds
+                     nominal: float | None = None, # the intervals' nominal coverage: adds the `winkler` score
                     ) -> dict:
-    "Interval accuracy as plain floats: coverage (share of actuals inside [lower, upper]) and mean_width."
+    "Interval accuracy as plain floats: coverage (share of actuals inside [lower, upper]), mean_width (and winkler)."
     y, lo, hi = (np.asarray(v, dtype=float) for v in (actual, lower, upper))
-    return dict(coverage=float(np.mean((y >= lo) & (y <= hi))), mean_width=float(np.mean(hi - lo)))
+    out = dict(coverage=float(np.mean((y >= lo) & (y <= hi))), mean_width=float(np.mean(hi - lo)))
+    return out if nominal is None else out | dict(winkler=winkler_score(y, lo, hi, nominal))
 
 def performance_metrics(actual, # observed values
                         predicted, # forecasts
                         lower=None, # interval lower bounds (optional)
                         upper=None, # interval upper bounds (optional)
+                        nominal: float | None = None, # the intervals' nominal coverage (optional): adds `winkler`
                        ) -> dict:
     "Point and interval accuracy as plain floats: mae, rmse, mape (%), bias, n, and coverage/mean_width with bounds."
     y, p = np.asarray(actual, dtype=float), np.asarray(predicted, dtype=float)
@@ -41,7 +46,7 @@ def performance_metrics(actual, # observed values
     out = dict(mae=float(np.mean(np.abs(err))), rmse=float(np.sqrt(np.mean(err**2))),
                mape=float(100 * np.mean(np.abs(err[nonzero]) / np.abs(y[nonzero]))) if nonzero.any() else None,
                bias=float(np.mean(err)), n=int(len(y)))
-    if lower is not None and upper is not None: out |= interval_metrics(y, lower, upper)
+    if lower is not None and upper is not None: out |= interval_metrics(y, lower, upper, nominal)
     return out
 
 # %% ../../nbs/22h_monitoring.performance.ipynb #35c70481
@@ -57,26 +62,65 @@ def _scored_rows(self: ForecastMonitor,
         raise InvalidInputError(f"Argument `df` has `{bounds[0]}` but not its pair: give both `{self.lower_col}` "
                                 f"and `{self.upper_col}`, or neither.")
     check_numeric(df, cols + bounds, "`df`")
-    rows = df[cols + bounds].astype(float)
+    keep = [c for c in ("model", self.date_col) if c in df.columns and c not in cols]  # per model, in time order
+    rows = df[cols + bounds].astype(float).assign(**{c: df[c] for c in keep})
     rows = rows[np.isfinite(rows[cols].to_numpy()).all(axis=1)]
     if len(rows) == 0:
         raise InvalidInputError(f"Argument `df` has no row where both `{self.target_col}` and "
                                 f"`{self.prediction_col}` are known.")
     return rows, bounds
 
+# %% ../../nbs/22h_monitoring.performance.ipynb #acae54e37e7d407bbb7b55eff062a284
+COVERAGE_ALERT_POINTS = 0.05  # an alert when rolling coverage falls more than this below nominal
+ROLLING_ROWS = 168  # the latest values per model the rolling coverage is taken over (a week, hourly)
+
+def coverage_alerts(rows: pd.DataFrame, # scored rows: target, bounds (+ `model`, date column)
+                    target: str, lower: str, upper: str, date_col: str, # their columns
+                    nominal: float, # the intervals' nominal coverage
+                    window: int = ROLLING_ROWS, # latest values per model to take
+                   ) -> list[dict]:
+    "One alert per model whose coverage over its latest `window` values is more than 5 points below `nominal`."
+    alerts = []
+    for model, g in (rows.groupby("model", sort=True) if "model" in rows.columns else [(None, rows)]):
+        g = g.dropna(subset=[lower, upper])
+        g = (g.sort_values(date_col, kind="stable") if date_col in g.columns else g).tail(window)
+        if g.empty: continue
+        cov = float(((g[target] >= g[lower]) & (g[target] <= g[upper])).mean())
+        if cov >= nominal - COVERAGE_ALERT_POINTS: continue
+        who = "the forecasts" if model is None else f"model `{model}`"
+        alerts.append(dict(kind="coverage", model=model, rolling_coverage=cov, nominal=nominal, n=len(g),
+                           message=f"Interval coverage of {who} over its latest {len(g)} values is {cov:.1%}, more "
+                                   f"than {COVERAGE_ALERT_POINTS:.0%} below the nominal {nominal:.0%}."))
+    return alerts
+
 # %% ../../nbs/22h_monitoring.performance.ipynb #f5fc97e8
 @patch
+def _score(self: ForecastMonitor, rows: pd.DataFrame, bounds: list[str], nominal: float | None) -> dict:
+    "Point metrics of `rows`, and interval metrics of those with both bounds."
+    target, prediction = self.target_col, self.prediction_col
+    out = performance_metrics(rows[target], rows[prediction])
+    scored = rows.dropna(subset=bounds) if bounds else rows
+    if bounds and len(scored):
+        out |= interval_metrics(scored[target], scored[self.lower_col], scored[self.upper_col], nominal)
+    return out
+
+@patch
 def run_performance(self: ForecastMonitor,
-                    df: pd.DataFrame, # rows with the target, the prediction and optionally lower/upper bounds
+                    df: pd.DataFrame, # rows with the target, the prediction, optionally bounds, `model` and dates
                     html: bool = True, # also write an Evidently HTML report and its JSON summary
+                    coverage: float | None = None, # the intervals' nominal coverage: Winkler score and alerts
+                    window: int = ROLLING_ROWS, # latest values per model the coverage alert looks at
                    ) -> dict:
     "Score the forecasts in `df` against its actuals; the summary is also kept as the latest in `report_dir`."
     rows, bounds = self._scored_rows(df)
     target, prediction = self.target_col, self.prediction_col
-    summary = performance_metrics(rows[target], rows[prediction])
-    scored = rows.dropna(subset=bounds) if bounds else rows
-    if bounds and len(scored):
-        summary |= interval_metrics(scored[target], scored[self.lower_col], scored[self.upper_col])
+    summary = self._score(rows, bounds, coverage)
+    if "model" in rows.columns:
+        summary["by_model"] = {str(m): self._score(g, bounds, coverage) for m, g in rows.groupby("model", sort=True)}
+    if bounds and coverage is not None:
+        summary["alerts"] = coverage_alerts(rows, target, self.lower_col, self.upper_col, self.date_col, coverage,
+                                            window)
+        for a in summary["alerts"]: log.warning(a["message"])
     summary |= dict(report_path=None, target_col=target, prediction_col=prediction, checked_at=utc_now().isoformat())
     self.report_dir.mkdir(parents=True, exist_ok=True)
     if html:

@@ -37,8 +37,9 @@ from twiga.pipeline.tasks import (
 )
 
 # %% auto #0
-__all__ = ['FLOWS', 'training_flow', 'split_holdout', 'challenger_training_data', 'holdout_score', 'improvement',
-           'log_retraining', 'retraining_flow', 'job_notebook_flow', 'build_deployment', 'serve_deployments']
+__all__ = ['INTERVAL_NOMINAL', 'MAX_COVERAGE_GAP', 'FLOWS', 'training_flow', 'split_holdout', 'challenger_training_data',
+           'holdout_score', 'improvement', 'calibration_gap', 'log_retraining', 'retraining_flow', 'job_notebook_flow',
+           'build_deployment', 'serve_deployments']
 
 # %% ../../nbs/42_pipeline.flows.ipynb #46109fa3
 def _run(step, **kwargs):
@@ -117,7 +118,7 @@ def challenger_training_data(reference: pd.DataFrame, # reference rows
     return pd.concat([ref, earlier], ignore_index=True)
 
 # %% ../../nbs/42_pipeline.flows.ipynb #c2e767b6
-_METRIC_KEYS = ("mae", "rmse", "corr", "nbias", "wmape", "smape", "coverage", "width")
+_METRIC_KEYS = ("mae", "rmse", "corr", "nbias", "wmape", "smape", "coverage", "width", "winkler")
 
 def holdout_score(metrics: dict[str, dict[str, float]], # `{model: {metric: value}}`
                   metric_key: str = "mae", # the metric compared
@@ -138,6 +139,22 @@ def improvement(champion: float, challenger: float, minimize: bool = True) -> fl
     "Relative gain of the challenger over the champion: positive when the challenger is better."
     gain = champion - challenger if minimize else challenger - champion
     return gain / max(abs(champion), 1e-12)
+
+# %% ../../nbs/42_pipeline.flows.ipynb #d86ca93b
+INTERVAL_NOMINAL = 0.9  # the coverage of the intervals `evaluate_model` scores
+MAX_COVERAGE_GAP = 0.05  # a challenger whose holdout coverage is further than this from nominal is not promoted
+
+def calibration_gap(metrics: dict[str, dict[str, float]], # `{model: {metric: value}}`, with `coverage`
+                    metric_key: str = "mae", model_name: str | None = None, minimize: bool = True, # as `holdout_score`
+                    nominal: float = INTERVAL_NOMINAL, # the intervals' nominal coverage
+                   ) -> tuple[str, float, float] | None:
+    "(model, holdout coverage, coverage - nominal) of the model that decides; None when it has no coverage."
+    if model_name is None:
+        score = holdout_score(metrics, metric_key, None, minimize)
+        model_name = next(m for m, v in metrics.items() if v.get(metric_key) is not None and v[metric_key] == score)
+    cov = metrics.get(model_name, {}).get("coverage")
+    if cov is None or cov != cov: return None
+    return model_name, float(cov), float(cov) - nominal
 
 # %% ../../nbs/42_pipeline.flows.ipynb #613a6406
 def _check_args(reference_data_path, current_data_path, metric_key, drift_threshold, min_improvement):
@@ -199,7 +216,7 @@ def _promote(res, chall, store_dir, holdout, tracker, register, registered_model
         res.reload_url, res.reload_status, res.reload_error = answer["url"], answer["status"], answer["error"]
 
 # %% ../../nbs/42_pipeline.flows.ipynb #ae1774b2
-def _decide(res, why, error, min_improvement, model_name, promote) -> None:
+def _decide(res, why, error, min_improvement, model_name, promote, max_coverage_gap=MAX_COVERAGE_GAP) -> None:
     "Fill `retrained`, scores and `reason` of `res`; call `promote()` when the challenger wins."
     champ_txt = f"champion (version {res.checkpoint_version}) stays current"
     if not why:
@@ -214,7 +231,14 @@ def _decide(res, why, error, min_improvement, model_name, promote) -> None:
     res.improvement = improvement(res.champion_score, res.challenger_score, res.minimize)
     cmp = (f"challenger {res.metric_key} {res.challenger_score:.4g} vs champion {res.champion_score:.4g} "
            f"({res.improvement:+.1%})")
-    if res.improvement > 0 and res.improvement >= min_improvement:
+    gap = calibration_gap(res.challenger_metrics, res.metric_key, model_name, res.minimize)
+    if gap is not None: res.challenger_coverage = gap[1]
+    if res.improvement > 0 and res.improvement >= min_improvement and max_coverage_gap is not None and \
+            gap is not None and abs(gap[2]) > max_coverage_gap:
+        res.reason = (f"Retrained ({'; '.join(why)}): {cmp}, but its {INTERVAL_NOMINAL:.0%} intervals ({gap[0]}) "
+                      f"covered {gap[1]:.1%} of the holdout, {abs(gap[2]) * 100:.1f} points off nominal (more than "
+                      f"{max_coverage_gap * 100:.0f}): not promoted; {champ_txt}.")
+    elif res.improvement > 0 and res.improvement >= min_improvement:
         promote()
         res.reason = f"Retrained ({'; '.join(why)}): {cmp}; promoted as version {res.checkpoint_version}."
     else:
@@ -235,7 +259,7 @@ def log_retraining(tracker, # the active TwigaTracker of the flow
                   if v is not None},
                **{f"challenger.{m}.{k}": v for m, d in result.challenger_metrics.items() for k, v in d.items()
                   if v is not None}}
-    for k in ("champion_score", "challenger_score", "improvement"):
+    for k in ("champion_score", "challenger_score", "improvement", "challenger_coverage"):
         if getattr(result, k) is not None: metrics[k] = getattr(result, k)
     tracker.log_metrics(metrics)
     tracker.set_tags({"twiga.retrained": result.retrained, "twiga.promoted": result.promoted,
@@ -264,6 +288,7 @@ def retraining_flow(forecaster=None, # the champion: fitted, or unfitted (its co
                     run_name: str | None = None, # MLflow run name
                     fastapi_reload_url: str | None = None, # serving API to POST /reload to after a promotion
                     min_improvement: float = 0.0, # relative gain the challenger needs to be promoted (0.02 = 2 %)
+                    max_coverage_gap: float | None = MAX_COVERAGE_GAP, # holdout coverage off nominal: no promotion
                     holdout_size: float = 0.25, # share of the current rows held out for the comparison
                     checkpoint_dir: str | None = None, # checkpoint store; default the forecaster's `checkpoints_path`
                     report_dir: str | None = None, # drift reports; default `<TWIGA_SERVE_REPORT_DIR>/retraining`
@@ -288,7 +313,8 @@ def retraining_flow(forecaster=None, # the champion: fitted, or unfitted (its co
     current = _run(read_data, data_path=current_data_path, date_col=date_col)
     params = dict(reference_data_path=str(reference_data_path), current_data_path=str(current_data_path),
                   drift_threshold=drift_threshold, performance_threshold=performance_threshold, metric_key=metric_key,
-                  minimize=minimize, min_improvement=min_improvement, holdout_size=holdout_size, model_name=model_name,
+                  minimize=minimize, min_improvement=min_improvement, max_coverage_gap=max_coverage_gap,
+                  holdout_size=holdout_size, model_name=model_name,
                   force=force, checkpoint_dir=store_dir)
     with (_tracker(experiment, run_name, tracking_uri) if track else contextlib.nullcontext()) as tracker:
         drift, earlier, holdout, champ_metrics = _assess(champ, reference, current, report_dir, feature_cols,
@@ -303,7 +329,7 @@ def retraining_flow(forecaster=None, # the champion: fitted, or unfitted (its co
         if why: chall, res.challenger_metrics, error = _challenge(champ, challenger, reference, earlier, holdout)
         _decide(res, why, error, min_improvement, model_name,
                 lambda: _promote(res, chall, store_dir, holdout, tracker, register_model, registered_model,
-                                 fastapi_reload_url, api_key))
+                                 fastapi_reload_url, api_key), max_coverage_gap)
         if tracker is not None:
             res.mlflow_run_id = tracker.run_id
             _run(log_retraining, tracker=tracker, result=res, params=params)

@@ -118,6 +118,7 @@ class RetrainingResult(_Result):
     champion_score: float | None = None # champion's `metric_key` on the holdout
     challenger_score: float | None = None # challenger's `metric_key` on the holdout
     improvement: float | None = None # relative gain of the challenger, positive when better
+    challenger_coverage: float | None = None # holdout coverage of the deciding model's 90 % intervals
     registered_version: int | None = None # MLflow model registry version given the `champion` alias
     reload_url: str | None = None # URL posted to after promotion
     reload_status: int | None = None # HTTP status of `POST /reload` (None: not sent or no answer)

@@ -6,11 +6,12 @@
 __all__ = ['create_app', 'app_from_env', 'run_server', 'follow_store', 'ModelLoader', 'ServedModel', 'CheckpointSource',
            'ServeState', 'add_health_route', 'add_predict_routes', 'add_monitor_routes', 'add_admin_routes',
            'add_error_handlers', 'api_key_dependencies', 'ServeMetrics', 'ServeMiddleware', 'ForecastLog',
-           'served_columns', 'parse_body', 'json_body', 'records_to_frame', 'log', 'Value', 'RecordsRequest',
-           'PredictRequest', 'IntervalRequest', 'ForecastPoint', 'IntervalPoint', 'ModelForecast', 'ModelInterval',
-           'ForecastResponse', 'IntervalResponse', 'HealthResponse', 'ReloadRequest', 'ReloadResponse',
-           'MonitorRequest', 'DriftRequest', 'DriftResponse', 'ActualsRequest', 'PerformanceResponse', 'ErrorResponse',
-           'ERROR_RESPONSES', 'ForecastMonitor']
+           'served_columns', 'IntervalStates', 'served_with_actuals', 'update_states', 'parse_body', 'json_body',
+           'records_to_frame', 'log', 'Value', 'RecordsRequest', 'PredictRequest', 'IntervalRequest', 'ForecastPoint',
+           'IntervalPoint', 'ModelForecast', 'ModelInterval', 'ForecastResponse', 'IntervalResponse',
+           'CalibrationFacts', 'IntervalFacts', 'HealthResponse', 'ReloadRequest', 'ReloadResponse', 'MonitorRequest',
+           'DriftRequest', 'DriftResponse', 'ActualsRequest', 'PerformanceResponse', 'ErrorResponse', 'ERROR_RESPONSES',
+           'ForecastMonitor']
 
 # %% ../../nbs/30_serve.ipynb #2fba459f
 from twiga.serve.admin import (
@@ -30,6 +31,11 @@ from twiga.serve.errors import (
 from twiga.serve.forecast_log import (
     ForecastLog,
     served_columns,
+)
+from twiga.serve.intervals import (
+    IntervalStates,
+    served_with_actuals,
+    update_states,
 )
 from twiga.serve.loader import (
     CheckpointSource,
@@ -54,12 +60,14 @@ from twiga.serve.records import (
 from twiga.serve.schemas import (
     ERROR_RESPONSES,
     ActualsRequest,
+    CalibrationFacts,
     DriftRequest,
     DriftResponse,
     ErrorResponse,
     ForecastPoint,
     ForecastResponse,
     HealthResponse,
+    IntervalFacts,
     IntervalPoint,
     IntervalRequest,
     IntervalResponse,
@@ -84,9 +92,10 @@ from twiga.serve.state import (
 _all_ = [create_app, app_from_env, run_server, follow_store, ModelLoader, ServedModel, CheckpointSource,
          ServeState, add_health_route, add_predict_routes, add_monitor_routes, add_admin_routes,
          add_error_handlers, api_key_dependencies, ServeMetrics, ServeMiddleware, ForecastLog, served_columns,
-         parse_body, json_body, records_to_frame, log,
+         IntervalStates, served_with_actuals, update_states, parse_body, json_body, records_to_frame, log,
          Value, RecordsRequest, PredictRequest, IntervalRequest, ForecastPoint, IntervalPoint, ModelForecast,
-         ModelInterval, ForecastResponse, IntervalResponse, HealthResponse, ReloadRequest, ReloadResponse,
+         ModelInterval, ForecastResponse, IntervalResponse, CalibrationFacts, IntervalFacts,
+         HealthResponse, ReloadRequest, ReloadResponse,
          MonitorRequest, DriftRequest, DriftResponse, ActualsRequest, PerformanceResponse, ErrorResponse,
          ERROR_RESPONSES, "ForecastMonitor"]
 

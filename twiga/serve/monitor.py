@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from ..core.errors import InvalidInputError, NotFoundError
 from ..core.io import to_jsonable
+from .intervals import served_with_actuals, update_states
 from .loader import ServedModel
 from .records import records_to_frame
 from .schemas import ERROR_RESPONSES, ActualsRequest, DriftRequest, DriftResponse, PerformanceResponse
@@ -53,7 +54,9 @@ def _actuals(state: ServeState, served: ServedModel, req: ActualsRequest) -> dic
         raise NotFoundError(f"No served forecast of model `{model}` matches the {len(df)} observed `{target}` values "
                             f"({df[date_col].min()} to {df[date_col].max()}): POST /predict for those times first.")
     summary = _monitor(state, served).run_performance(joined[[date_col, target, "prediction"]], html=req.html)
-    return to_jsonable(summary) | {"model": model}
+    moved = update_states(state.intervals, served.forecaster, served.version,
+                          served_with_actuals(log_df, served.version, df, date_col, target))
+    return to_jsonable(summary) | {"model": model, "intervals": moved}
 
 # %% ../../nbs/30j_serve.monitor.ipynb #466abbe3
 def add_monitor_routes(app: FastAPI, state: ServeState, dependencies: list):

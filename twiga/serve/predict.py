@@ -28,13 +28,15 @@ def _predict(state: ServeState, served: ServedModel, req: PredictRequest, interv
     "Validate, forecast and shape the answer (runs in a worker thread)."
     df = records_to_frame(req.records, served.date_col, served.input_columns)
     fc, kw = served.forecaster, dict(all_windows=req.all_windows, ensemble_strategy=req.ensemble_strategy)
-    tidy = fc.predict_interval(df, coverage=req.coverage, **kw) if interval else fc.forecast(df, **kw)
+    states = state.intervals.read(served.version) if interval else None  # moved by `POST /monitor/actuals`
+    tidy = fc.predict_interval(df, coverage=req.coverage, states=states, **kw) if interval else fc.forecast(df, **kw)
     cols = served_columns(tidy, ("value", "lower", "upper") if interval else ("value",))
     state.forecasts.append(cols, served.version)
     if not req.all_windows: state.last_frame = df
     out = dict(forecasts=_forecast_body(cols), version=served.version, n_records=len(df),
                n_windows=len(set(cols["origin"])))
-    return out | ({"coverage": req.coverage} if interval else {})
+    if not interval: return out
+    return out | {"coverage": req.coverage, "interval": fc.interval_facts(req.ensemble_strategy, states)}
 
 # %% ../../nbs/30i_serve.predict.ipynb #07d6f29c
 def add_predict_routes(app: FastAPI, state: ServeState, dependencies: list):

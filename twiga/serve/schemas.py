@@ -11,9 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, Stric
 
 # %% auto #0
 __all__ = ['Value', 'ERROR_RESPONSES', 'RecordsRequest', 'PredictRequest', 'IntervalRequest', 'ForecastPoint', 'IntervalPoint',
-           'ModelForecast', 'ModelInterval', 'ForecastResponse', 'IntervalResponse', 'HealthResponse', 'ReloadRequest',
-           'ReloadResponse', 'MonitorRequest', 'DriftRequest', 'ActualsRequest', 'DriftResponse', 'PerformanceResponse',
-           'ErrorResponse']
+           'ModelForecast', 'ModelInterval', 'ForecastResponse', 'CalibrationFacts', 'IntervalFacts',
+           'IntervalResponse', 'HealthResponse', 'ReloadRequest', 'ReloadResponse', 'MonitorRequest', 'DriftRequest',
+           'ActualsRequest', 'DriftResponse', 'PerformanceResponse', 'ErrorResponse']
 
 # %% ../../nbs/30a_serve.schemas.ipynb #19408c3b
 Value = StrictFloat | StrictInt | StrictStr | None  # one field of one record: `true` is not silently 1.0
@@ -67,6 +67,21 @@ class ForecastResponse(BaseModel):
     n_records: int
     n_windows: int
 
+class CalibrationFacts(BaseModel):
+    "What the intervals were calibrated on."
+    source: str = Field(description='"validation", "calibration_df" or "cross-fit": how it was kept from fitting.')
+    period: list[str] | None = Field(description="First and last calibration target time (ISO 8601).")
+    n_windows: int = Field(description="Non-overlapping forecast horizons the calibration period holds.")
+    n_forecasts: int = Field(description="Calibration forecasts (origins) the intervals are made from.")
+    min_windows: int = Field(description="Fewer windows than this and the fit warned.")
+    note: str
+
+class IntervalFacts(BaseModel):
+    "How the intervals are made, so a client can judge them."
+    method: str
+    calibration: CalibrationFacts
+    adaptive: dict = Field(description="The adaptive update: its rates, and per model the actual values it used.")
+
 class IntervalResponse(BaseModel):
     "Body answered by `POST /predict-interval`."
     forecasts: list[ModelInterval]
@@ -74,6 +89,7 @@ class IntervalResponse(BaseModel):
     coverage: float
     n_records: int
     n_windows: int
+    interval: IntervalFacts
 
 # %% ../../nbs/30a_serve.schemas.ipynb #a81e9a21
 class HealthResponse(BaseModel):

@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from ..core.errors import PayloadTooLargeError
 from ..core.settings import TwigaSettings
 from .forecast_log import ForecastLog
+from .intervals import IntervalStates
 from .loader import ModelLoader, ServedModel
 from .metrics import ServeMetrics
 from .records import json_body, parse_body
@@ -38,6 +39,7 @@ class ServeState:
         self.forecasts = ForecastLog(self.report_dir / "served")
         self.last_frame: pd.DataFrame | None = None  # the last window answered: the probe of a new model
         self._monitor, self._monitor_lock = None, threading.Lock()
+        self.intervals = IntervalStates(self.report_dir / "intervals")  # adaptive interval states, shared
 
     async def served(self) -> ServedModel:
         "The model to serve (loaded in a worker thread the first time)."
