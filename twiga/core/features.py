@@ -16,11 +16,11 @@ from astral import Observer
 from astral.sun import elevation, sun
 from fastcore.basics import patch
 from pandas.tseries.holiday import USFederalHolidayCalendar
-from sklearn import config_context
 from sklearn.base import clone
 
 from .config import DataPipelineConfig, steps_per_day
 from .errors import InvalidInputError, NotFittedError
+from .scalers import apply_scaler
 
 # %% auto #0
 __all__ = ['validate_frame', 'day_night', 'calendar_features', 'window_origins', 'SeriesData', 'SeriesPipeline',
@@ -118,12 +118,12 @@ def _sun_times(latitude: float, longitude: float, day: dt.date, tz: dt.tzinfo) -
 
 _EPOCH, _DAY_NS = dt.date(1970, 1, 1), 86_400 * 10**9
 
-def day_night(times: pd.DatetimeIndex, # timestamps, naive (taken as UTC) or aware
+def day_night(times: pd.DatetimeIndex | np.ndarray, # timestamps, naive (taken as UTC) or aware; or int64 UTC ns
               latitude: float, # degrees north
               longitude: float, # degrees east
              ) -> np.ndarray:
     "1.0 where the sun is up (sunrise <= t < sunset) at the given place, else 0.0."
-    ns = times.asi8 if times.tz is None else times.tz_convert("UTC").asi8
+    ns = times if isinstance(times, np.ndarray) else times.asi8 if times.tz is None else times.tz_convert("UTC").asi8
     hours = round(longitude / 15)  # local solar day, so each day has one sunrise
     solar = dt.timezone(dt.timedelta(hours=hours))
     uniq, inv = np.unique((ns + hours * 3_600 * 10**9) // _DAY_NS, return_inverse=True)
@@ -227,9 +227,7 @@ def transform(self: SeriesPipeline, df: pd.DataFrame) -> SeriesData:
     y = np.column_stack([df[t].to_numpy("float64") if t in df else np.full(len(df), np.nan) for t in c.targets])
     x = np.empty((len(df), 0))
     if c.exogenous_features: x = np.column_stack([df[n].to_numpy("float64") for n in c.exogenous_features])
-    with config_context(assume_finite=True):  # validated already; skips scikit-learn's per-call scan
-        if self.target_scaler_ is not None: y = self.target_scaler_.transform(y)
-        if self.input_scaler_ is not None: x = self.input_scaler_.transform(x)
+    y, x = apply_scaler(self.target_scaler_, y), apply_scaler(self.input_scaler_, x)
     times = pd.DatetimeIndex(df[c.date_column])
     return SeriesData(times, np.asarray(y, "float64"), np.asarray(x, "float64"), calendar_features(times, c), c.step,
                       list(c.exogenous_features), list(c.calendar_features))
@@ -239,9 +237,7 @@ def inverse_target(self: SeriesPipeline, a: np.ndarray) -> np.ndarray:
     "Model outputs `(..., n_targets)` back in the target's units."
     self._check_fitted()
     if self.target_scaler_ is None: return a
-    shape = a.shape
-    with config_context(assume_finite=True):
-        return self.target_scaler_.inverse_transform(a.reshape(-1, shape[-1])).reshape(shape)
+    return apply_scaler(self.target_scaler_, a.reshape(-1, a.shape[-1]), inverse=True).reshape(a.shape)
 
 # %% ../../nbs/11_core.features.ipynb #6ed38751
 def extend_covariates(df: pd.DataFrame, # validated frame
