@@ -15,10 +15,10 @@ Measured, per round, for `before` and `now`:
 Then, `now` only: 30 s of /predict at concurrency 8 while `POST /reload` swaps two versions every second (a Python
 client that checks every answer against the sequential answer of the version that gave it).
 
-Load generator: `wrk` (Debian's package: C, one thread, epoll; `./dev bench` installs it when run as root, as
-`./dev test` installs chromium), with `bench/serve.lua`: keep-alive connections, each load bounded in time (`-d`)
-and in answers (the script stops after `MAX_REQUESTS`). Its own CPU use is measured (`load_cpu_share`: CPU seconds
-of wrk / wall seconds): it stays a few percent of one core, the rest of the 2 cores serve. Loopback only.
+Load generator: `bench._load` in its own process (asyncio, keep-alive connections, requests encoded once, answers
+read by Content-Length), each load bounded in time and in answers (`MAX_REQUESTS`). Its own CPU use is measured
+(`load_cpu_share`: its CPU seconds / wall seconds) and reported beside each figure: on 2 cores what it takes is not
+serving. Loopback only.
 `ROUNDS` rounds, in alternating order; every figure is the median over rounds (`runs` keeps each). Timing is
 noisy on a shared machine: the load average before and after is recorded; compare ratios within one run.
 Run: `./dev bench serve` (about 12 minutes), results in bench/results/serve.json."""
@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import shutil
 import statistics
 import subprocess
 import sys
@@ -47,7 +46,6 @@ BASELINE = os.environ.get("TWIGA_BENCH_BASELINE", "da8055e")  # main before issu
 ROUNDS = int(os.environ.get("TWIGA_BENCH_ROUNDS", "3"))
 LOAD_S = float(os.environ.get("TWIGA_BENCH_LOAD_SECONDS", "10"))
 MAX_REQUESTS, RELOAD_LOAD_S, TREES, INPROC_CALLS = 20_000, 30.0, 200, 400
-LUA = Path(__file__).with_name("serve.lua")
 
 
 def _fit(ckpt: Path):
@@ -173,12 +171,12 @@ def _rss_mb(pid) -> float:
     return round(kb / 1024 + sum(_rss_mb(int(c)) for c in children), 1)
 
 
-def _wrk(srv: Proc, path: str, files: list[Path], connections: int, seconds: float = LOAD_S) -> dict:
+def _load(srv: Proc, path: str, files: list[Path], connections: int, seconds: float = LOAD_S) -> dict:
     "`connections` keep-alive clients for `seconds` (or MAX_REQUESTS answers): latency, throughput, CPU of both sides."
-    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "10s", "-s", str(LUA),
-           f"http://127.0.0.1:{srv.port}", "--", path, str(MAX_REQUESTS), *map(str, files)]
+    cmd = [sys.executable, "-m", "bench._load", str(srv.port), path, str(connections), f"{seconds:g}",
+           str(MAX_REQUESTS), *map(str, files)]
     c0, t0, s0 = os.times(), time.perf_counter(), _cpu_s(srv.proc.pid)
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60, check=True)
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60, check=True, cwd=ROOT)
     wall, c1, s1 = time.perf_counter() - t0, os.times(), _cpu_s(srv.proc.pid)
     r = json.loads(out.stdout.strip().splitlines()[-1])
     n, secs = r["requests"], r["duration_us"] / 1e6
@@ -219,20 +217,20 @@ def _round(code, tag, ckpt, model_dir, pkl, files, base) -> dict:
         twiga_answers = _check_first(srv, "/predict", files["predict"])
         _check_first(srv, "/predict-interval", files["interval"])
         out["twiga_start_s"], out["twiga_rss_mb"] = round(srv.started_s, 2), _rss_mb(srv.proc.pid)
-        out["twiga_w1_c1"] = _wrk(srv, "/predict", files["predict"], 1)
-        out["twiga_w1_c8"] = _wrk(srv, "/predict", files["predict"], 8)
-        out["twiga_interval_w1_c8"] = _wrk(srv, "/predict-interval", files["interval"], 8)
+        out["twiga_w1_c1"] = _load(srv, "/predict", files["predict"], 1)
+        out["twiga_w1_c8"] = _load(srv, "/predict", files["predict"], 8)
+        out["twiga_interval_w1_c8"] = _load(srv, "/predict-interval", files["interval"], 8)
     with _twiga(code, ckpt, base, 2, f"{tag}-w2") as srv:
         _check_first(srv, "/predict", files["predict"])
-        out["twiga_w2_c8"] = _wrk(srv, "/predict", files["predict"], 8)
+        out["twiga_w2_c8"] = _load(srv, "/predict", files["predict"], 8)
     with _mlflow(code, model_dir, base, tag) as srv:
         answers = _check_first(srv, "/invocations", files["mlflow"])
         mine = [a["predictions"] for a in answers]
         assert [[p["value"] for p in m] for m in mine] == [_values(a) for a in twiga_answers], \
             "mlflow's pyfunc and twiga's server answer different forecasts for the same windows"
         out["mlflow_start_s"], out["mlflow_rss_mb"] = round(srv.started_s, 2), _rss_mb(srv.proc.pid)
-        out["mlflow_w1_c8"] = _wrk(srv, "/invocations", files["mlflow"], 8)
-        out["mlflow_w1_c1"] = _wrk(srv, "/invocations", files["mlflow"], 1)
+        out["mlflow_w1_c8"] = _load(srv, "/invocations", files["mlflow"], 8)
+        out["mlflow_w1_c1"] = _load(srv, "/invocations", files["mlflow"], 1)
     return out
 
 
@@ -343,8 +341,6 @@ def _targets(med: dict) -> dict:
 
 
 def main() -> dict:
-    if shutil.which("wrk") is None:
-        raise SystemExit("bench serve needs wrk (Debian: apt-get install wrk; ./dev bench installs it as root)")
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as d:
         base = Path(d); ckpt = base / "checkpoints"
@@ -366,7 +362,7 @@ def main() -> dict:
     return {"shape": {"data": "ERCOT 2017-01..2018-10 at 30 min", "model": f"LightGBM {TREES} trees",
                       "horizon": HORIZON, "lookback": LOOKBACK, "request": f"one {LOOKBACK}-row window, 8 in turn"},
             "baseline_commit": BASELINE if "before" in codes else None, "rounds": ROUNDS, "load_seconds": LOAD_S,
-            "load_generator": "wrk -t1 (bench/serve.lua)", "fit_s": round(fit_s, 1),
+            "load_generator": "bench._load (asyncio, keep-alive)", "fit_s": round(fit_s, 1),
             "table": _table(med), "targets": _targets(med), "reload_every_second_under_load": reload_load,
             "median": med, "runs": runs,
             "machine": {"cpus": os.cpu_count(), "loadavg_before": [round(x, 2) for x in load_before],

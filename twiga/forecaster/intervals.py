@@ -63,7 +63,9 @@ def predict_interval(self: TwigaForecaster,
                     ) -> pd.DataFrame:
     "`forecast`'s frame with split-conformal `lower` and `upper` bounds."
     _check_coverage(coverage)
-    s, origins, preds = self._forecasts(df, all_windows, ensemble_strategy)
+    s, origins, preds, note = self._forecasts(df, all_windows, ensemble_strategy)
     lower, upper = self._bounds(preds, coverage, ensemble_strategy)
-    return _tidy(s.times, origins, preds, self.data_params.targets, self.window.horizon, window_column=all_windows,
-                 lower=lower, upper=upper)
+    out = _tidy(s.times, origins, preds, self.data_params.targets, self.window.horizon, window_column=all_windows,
+                lower=lower, upper=upper)
+    out.attrs["covariates"] = note  # as `forecast`'s
+    return out

@@ -33,6 +33,12 @@ class RecordsRequest(BaseModel):
         None, min_length=1, json_schema_extra=_no_default,
         description="One array per column (timestamp, target, exogenous columns), all of one length.")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _some_form(cls, data):  # neither form: say so before any other complaint (`{"rows": ...}`)
+        if isinstance(data, dict) and not {"records", "columns"} & set(data): one_body_form(cls.model_construct())
+        return data
+
     @model_validator(mode="after")
     def _one_form(self):
         one_body_form(self)
