@@ -115,7 +115,7 @@ def _tidy(times: pd.DatetimeIndex, # the series' timestamps
              "step": np.tile(np.arange(1, horizon + 1), k * n),
              "target": np.tile(np.repeat(np.array(targets, dtype=object), k * horizon), len(preds)),
              "value": flat(preds)}
-    return pd.DataFrame(cols | {name: flat(arrays) for name, arrays in columns.items()})
+    return pd.DataFrame(cols | {name: flat(arrays) for name, arrays in columns.items()}, copy=False)  # fresh arrays
 
 # %% ../../nbs/16b_forecaster.predict.ipynb #a3801d2a
 @patch

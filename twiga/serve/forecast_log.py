@@ -25,18 +25,18 @@ __all__ = ['served_columns', 'ForecastLog']
 # %% ../../nbs/30g_serve.forecast_log.ipynb #3e124bd3
 def _iso(values) -> list[str]:
     "UTC ISO 8601 strings of a datetime column (naive times are taken as UTC), vectorised."
-    idx = pd.DatetimeIndex(values)
-    if idx.tz is not None: idx = idx.tz_convert("UTC").tz_localize(None)
-    return [f"{s}Z" for s in np.datetime_as_string(idx.to_numpy().astype("datetime64[s]"))]
+    idx = pd.DatetimeIndex(values)  # `asi8` counts from the epoch in UTC whether or not the index has a zone
+    return [f"{s}Z" for s in np.datetime_as_string(idx.asi8.view(f"M8[{idx.unit}]").astype("datetime64[s]"))]
 
 # %% ../../nbs/30g_serve.forecast_log.ipynb #5f323f01
 def served_columns(tidy: pd.DataFrame, # a tidy forecast frame (origin, timestamp, model, step, target, value, ...)
                    values: tuple[str, ...] = ("value",), # its value columns to keep
                   ) -> dict[str, list]:
     "The columns of a tidy forecast frame as JSON-ready lists: UTC ISO 8601 times, int steps, float values."
-    return {"model": tidy["model"].astype(str).tolist(), "origin": _iso(tidy["origin"]),
-            "timestamp": _iso(tidy["timestamp"]), "step": tidy["step"].astype(int).tolist(),
-            "target": tidy["target"].astype(str).tolist()} | {c: tidy[c].astype(float).tolist() for c in values}
+    text = lambda c: list(map(str, tidy[c].to_numpy().tolist()))
+    return {"model": text("model"), "origin": _iso(tidy["origin"]), "timestamp": _iso(tidy["timestamp"]),
+            "step": tidy["step"].to_numpy("int64").tolist(), "target": text("target")} | {
+            c: tidy[c].to_numpy("float64").tolist() for c in values}
 
 # %% ../../nbs/30g_serve.forecast_log.ipynb #96506b94
 _log = get_logger("serve")
