@@ -8,6 +8,9 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import functools
+import threading
+import weakref
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,15 +19,15 @@ from astral import Observer
 from astral.sun import elevation, sun
 from fastcore.basics import patch
 from pandas.tseries.holiday import USFederalHolidayCalendar
-from sklearn import config_context
 from sklearn.base import clone
 
 from .config import DataPipelineConfig, steps_per_day
 from .errors import InvalidInputError, NotFittedError
+from .scalers import apply_scaler
 
 # %% auto #0
-__all__ = ['validate_frame', 'day_night', 'calendar_features', 'window_origins', 'SeriesData', 'SeriesPipeline',
-           'extend_covariates']
+__all__ = ['validate_columns', 'validate_frame', 'day_night', 'calendar_features', 'window_origins', 'SeriesData',
+           'SeriesPipeline', 'extend_columns', 'extend_covariates']
 
 # %% ../../nbs/11_core.features.ipynb #89770bbd
 def _check_columns(df, cols: list[str], what: str = "df"):
@@ -77,13 +80,13 @@ def _numeric(df: pd.DataFrame, col: str) -> np.ndarray:
     return num.to_numpy(dtype="float64")
 
 # %% ../../nbs/11_core.features.ipynb #243b49de
-def validate_frame(df: pd.DataFrame, # the input frame
-                   config: DataPipelineConfig, # what the frame must hold
-                   require_target: bool = True, # the target column(s) must be present, with at least one value
-                   min_rows: int | None = None, # fewest rows accepted; default `config.lookback_window_size`
-                   name: str = "df", # the argument's name, for messages
-                  ) -> pd.DataFrame:
-    "A clean copy of `df` (parsed timestamps, float columns, fresh index), or `InvalidInputError` naming the problem."
+def validate_columns(df: pd.DataFrame, # the input frame
+                     config: DataPipelineConfig, # what the frame must hold
+                     require_target: bool = True, # the target column(s) must be present, with at least one value
+                     min_rows: int | None = None, # fewest rows accepted; default `config.lookback_window_size`
+                     name: str = "df", # the argument's name, for messages
+                    ) -> dict[str, pd.DatetimeIndex | np.ndarray]:
+    "`validate_frame`'s checks; the clean columns as arrays (the date column a `DatetimeIndex`), no frame built."
     cols = config.input_columns if require_target else [c for c in config.input_columns
                                                         if c not in config.targets or c in getattr(df, "columns", [])]
     _check_columns(df, cols, name)
@@ -102,7 +105,18 @@ def validate_frame(df: pd.DataFrame, # the input frame
     for c in config.targets:
         if c in values and require_target and np.isnan(values[c]).all():
             raise InvalidInputError(f"Target column `{c}` has no values: all {len(times)} are missing.")
-    return pd.DataFrame({config.date_column: times.to_numpy() if times.dt.tz is None else times.array, **values})
+    return {config.date_column: pd.DatetimeIndex(times), **values}
+
+def validate_frame(df: pd.DataFrame, # the input frame
+                   config: DataPipelineConfig, # what the frame must hold
+                   require_target: bool = True, # the target column(s) must be present, with at least one value
+                   min_rows: int | None = None, # fewest rows accepted; default `config.lookback_window_size`
+                   name: str = "df", # the argument's name, for messages
+                  ) -> pd.DataFrame:
+    "A clean copy of `df` (parsed timestamps, float columns, fresh index), or `InvalidInputError` naming the problem."
+    cols = validate_columns(df, config, require_target, min_rows, name)
+    times = cols.pop(config.date_column)
+    return pd.DataFrame({config.date_column: times.to_numpy() if times.tz is None else times.array, **cols})
 
 # %% ../../nbs/11_core.features.ipynb #207433c9
 @functools.lru_cache(maxsize=65536)
@@ -118,12 +132,12 @@ def _sun_times(latitude: float, longitude: float, day: dt.date, tz: dt.tzinfo) -
 
 _EPOCH, _DAY_NS = dt.date(1970, 1, 1), 86_400 * 10**9
 
-def day_night(times: pd.DatetimeIndex, # timestamps, naive (taken as UTC) or aware
+def day_night(times: pd.DatetimeIndex | np.ndarray, # timestamps, naive (taken as UTC) or aware; or int64 UTC ns
               latitude: float, # degrees north
               longitude: float, # degrees east
              ) -> np.ndarray:
     "1.0 where the sun is up (sunrise <= t < sunset) at the given place, else 0.0."
-    ns = times.asi8 if times.tz is None else times.tz_convert("UTC").asi8
+    ns = times if isinstance(times, np.ndarray) else times.asi8 if times.tz is None else times.tz_convert("UTC").asi8
     hours = round(longitude / 15)  # local solar day, so each day has one sunrise
     solar = dt.timezone(dt.timedelta(hours=hours))
     uniq, inv = np.unique((ns + hours * 3_600 * 10**9) // _DAY_NS, return_inverse=True)
@@ -219,19 +233,39 @@ class SeriesPipeline:
         if not getattr(self, "fitted_", False):
             raise NotFittedError("This SeriesPipeline is not fitted yet: call `fit` first.")
 
+# %% ../../nbs/11_core.features.ipynb #8e4e2924
+_CALENDARS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # pipeline -> {grid: features}, newest last
+_CALENDARS_LOCK = threading.Lock()
+
+@patch
+def _calendar(self: SeriesPipeline, times: pd.DatetimeIndex, keep: int = 64) -> np.ndarray:
+    "`calendar_features(times, self.config)`, cached per regular time grid."
+    c, ns = self.config, times.asi8
+    if len(ns) < 2 or not (np.diff(ns) == c.step.value).all(): return calendar_features(times, c)
+    key = (int(ns[0]), len(ns), str(times.tz), str(times.unit))
+    with _CALENDARS_LOCK:
+        cache = _CALENDARS.setdefault(self, OrderedDict())
+        if (hit := cache.get(key)) is not None:
+            cache.move_to_end(key)
+            return hit
+    out = calendar_features(times, c)
+    out.setflags(write=False)
+    with _CALENDARS_LOCK:
+        cache[key] = out
+        while len(cache) > keep: cache.popitem(last=False)
+    return out
+
 # %% ../../nbs/11_core.features.ipynb #e2236e79
 @patch
-def transform(self: SeriesPipeline, df: pd.DataFrame) -> SeriesData:
-    "`df` (validated) as `SeriesData` in model units."
+def transform(self: SeriesPipeline, df: pd.DataFrame | dict) -> SeriesData:
+    "`df` (validated, or `validate_columns`' arrays) as `SeriesData` in model units."
     self._check_fitted(); c = self.config
-    y = np.column_stack([df[t].to_numpy("float64") if t in df else np.full(len(df), np.nan) for t in c.targets])
-    x = np.empty((len(df), 0))
-    if c.exogenous_features: x = np.column_stack([df[n].to_numpy("float64") for n in c.exogenous_features])
-    with config_context(assume_finite=True):  # validated already; skips scikit-learn's per-call scan
-        if self.target_scaler_ is not None: y = self.target_scaler_.transform(y)
-        if self.input_scaler_ is not None: x = self.input_scaler_.transform(x)
-    times = pd.DatetimeIndex(df[c.date_column])
-    return SeriesData(times, np.asarray(y, "float64"), np.asarray(x, "float64"), calendar_features(times, c), c.step,
+    times = pd.DatetimeIndex(df[c.date_column]); n = len(times)
+    y = np.column_stack([np.asarray(df[t], "float64") if t in df else np.full(n, np.nan) for t in c.targets])
+    x = np.empty((n, 0))
+    if c.exogenous_features: x = np.column_stack([np.asarray(df[f], "float64") for f in c.exogenous_features])
+    y, x = apply_scaler(self.target_scaler_, y), apply_scaler(self.input_scaler_, x)
+    return SeriesData(times, np.asarray(y, "float64"), np.asarray(x, "float64"), self._calendar(times), c.step,
                       list(c.exogenous_features), list(c.calendar_features))
 
 @patch
@@ -239,29 +273,35 @@ def inverse_target(self: SeriesPipeline, a: np.ndarray) -> np.ndarray:
     "Model outputs `(..., n_targets)` back in the target's units."
     self._check_fitted()
     if self.target_scaler_ is None: return a
-    shape = a.shape
-    with config_context(assume_finite=True):
-        return self.target_scaler_.inverse_transform(a.reshape(-1, shape[-1])).reshape(shape)
+    return apply_scaler(self.target_scaler_, a.reshape(-1, a.shape[-1]), inverse=True).reshape(a.shape)
 
 # %% ../../nbs/11_core.features.ipynb #6ed38751
+def extend_columns(cols: dict, # a validated frame's columns (`validate_columns`)
+                   config: DataPipelineConfig, # gives the date column, step and covariates
+                   n: int, # rows to append
+                  ) -> dict:
+    "`cols` with `n` more rows: next timestamps, empty target, covariates from one day earlier."
+    if n <= 0: return cols
+    step, dcol = config.step, config.date_column
+    m, lag = len(cols[dcol]), steps_per_day(step)
+    src = np.arange(m + n)  # the row each new row copies its covariates from (a new row may copy an earlier new row)
+    for i in range(m, m + n): src[i] = src[i - lag] if i - lag >= 0 else m - 1
+    out = {}
+    for c, v in cols.items():
+        if c == dcol:
+            times = pd.DatetimeIndex(v)
+            out[c] = times.append(pd.date_range(times[-1] + step, periods=n, freq=step))
+            continue
+        a = np.asarray(v)
+        if c in config.exogenous_features: out[c] = a[src]
+        elif a.dtype.kind == "f": out[c] = np.concatenate([a, np.full(n, np.nan)])
+        else: out[c] = pd.Series(v).reindex(range(m + n)).to_numpy()  # another dtype: missing values as pandas writes
+    return out
+
 def extend_covariates(df: pd.DataFrame, # validated frame
                       config: DataPipelineConfig, # gives the date column, step and covariates
                       n: int, # rows to append
                      ) -> pd.DataFrame:
     "`df` with `n` more rows: next timestamps, empty target, covariates from one day earlier."
     if n <= 0: return df
-    step, dcol, m = config.step, config.date_column, len(df)
-    lag = steps_per_day(step)
-    src = np.arange(m + n)  # the row each new row copies its covariates from (a new row may copy an earlier new row)
-    for i in range(m, m + n): src[i] = src[i - lag] if i - lag >= 0 else m - 1
-    cols = {}
-    for c in df.columns:
-        if c == dcol:
-            times = pd.DatetimeIndex(df[c])
-            cols[c] = times.append(pd.date_range(times[-1] + step, periods=n, freq=step))
-            continue
-        v = df[c].to_numpy()
-        if c in config.exogenous_features: cols[c] = v[src]
-        elif v.dtype.kind == "f": cols[c] = np.concatenate([v, np.full(n, np.nan)])
-        else: cols[c] = df[c].reindex(range(m + n)).to_numpy()  # another dtype: missing values as pandas writes them
-    return pd.DataFrame(cols)
+    return pd.DataFrame(extend_columns({c: df[c] for c in df.columns}, config, n))

@@ -76,10 +76,12 @@ def predict_interval(self: TwigaForecaster,
                     ) -> pd.DataFrame:
     "`forecast`'s frame with conformal `lower` and `upper` bounds."
     check_coverage(coverage)
-    s, origins, preds = self._forecasts(df, all_windows, ensemble_strategy)
+    s, origins, preds, note = self._forecasts(df, all_windows, ensemble_strategy)
     lower, upper = self._bounds(preds, coverage, ensemble_strategy, states)
-    return _tidy(s.times, origins, preds, self.data_params.targets, self.window.horizon, window_column=all_windows,
-                 lower=lower, upper=upper)
+    out = _tidy(s.times, origins, preds, self.data_params.targets, self.window.horizon, window_column=all_windows,
+                lower=lower, upper=upper)
+    out.attrs["covariates"] = note  # as `forecast`'s
+    return out
 
 # %% ../../nbs/16c_forecaster.intervals.ipynb #75d95bdb
 def conformal_offsets(residuals: np.ndarray, # (n, horizon, n_targets) calibration residuals y - ŷ, NaN where unknown

@@ -13,7 +13,7 @@ import pandas as pd
 from fastcore.basics import patch
 
 from ..core.errors import InvalidInputError
-from ..core.features import SeriesData, extend_covariates, window_origins
+from ..core.features import SeriesData, extend_columns, validate_columns, window_origins
 from ..models.base import target_rows
 
 # %% auto #0
@@ -40,15 +40,15 @@ def _combine(preds: dict, # forecasts by model name, arrays of one shape
 _warned_persistence: weakref.WeakSet = weakref.WeakSet()  # forecasters that logged their persistence warning
 
 @patch
-def _extend(self: TwigaForecaster, d: pd.DataFrame, n: int) -> tuple[pd.DataFrame, str]:
-    "`d` extended by `n` rows of persisted covariates if `n > 0`, and a note saying where the covariates came from."
+def _extend(self: TwigaForecaster, d: dict, n: int) -> tuple[dict, str]:
+    "Columns `d` extended by `n` rows of persisted covariates if `n > 0`, and a note saying where they came from."
     if n <= 0: return d, "given: the frame holds the covariates of every forecast row"
-    note = (f"persistence: {n} forecast row(s) after {d[self.data_params.date_column].iloc[-1]} had no covariates; "
+    note = (f"persistence: {n} forecast row(s) after {d[self.data_params.date_column][-1]} had no covariates; "
             "each was filled with its value one day earlier")
     first = self not in _warned_persistence  # a warning once per forecaster: a server would log one on every request
     if first: _warned_persistence.add(self)
     log.log(logging.WARNING if first else logging.DEBUG, "Covariates %s", note)
-    return extend_covariates(d, self.data_params, n), note
+    return extend_columns(d, self.data_params, n), note
 
 # %% ../../nbs/16b_forecaster.predict.ipynb #bd3ac052
 @patch
@@ -73,8 +73,9 @@ def _forecast_arrays(self: TwigaForecaster, s: SeriesData, origins: np.ndarray) 
 def _all_windows(self: TwigaForecaster, df: pd.DataFrame) -> tuple[SeriesData, np.ndarray, str]:
     "Series and origins of every window of `df`, and where the horizon's covariates came from."
     c, L, H = self.data_params, self.window.lookback, self.window.horizon
-    d, note = self._extend(self.validate(df), L + H - len(df))
-    origins = window_origins(len(d), L, H, c.stride)
+    d = validate_columns(df, c, min_rows=L)
+    d, note = self._extend(d, L + H - len(d[c.date_column]))
+    origins = window_origins(len(d[c.date_column]), L, H, c.stride)
     s = self.pipeline_.transform(d)
     self._require_history(s, origins)
     return s, origins, note
@@ -114,20 +115,20 @@ def _tidy(times: pd.DatetimeIndex, # the series' timestamps
              "step": np.tile(np.arange(1, horizon + 1), k * n),
              "target": np.tile(np.repeat(np.array(targets, dtype=object), k * horizon), len(preds)),
              "value": flat(preds)}
-    return pd.DataFrame(cols | {name: flat(arrays) for name, arrays in columns.items()})
+    return pd.DataFrame(cols | {name: flat(arrays) for name, arrays in columns.items()}, copy=False)  # fresh arrays
 
 # %% ../../nbs/16b_forecaster.predict.ipynb #a3801d2a
 @patch
 def _latest_window(self: TwigaForecaster, df: pd.DataFrame) -> tuple[SeriesData, np.ndarray, str]:
     "Series and origin of the window starting right after the last observed target of `df`."
     c, L, H = self.data_params, self.window.lookback, self.window.horizon
-    d = self.validate(df)
-    last = int(np.flatnonzero(np.logical_and.reduce([~np.isnan(d[t].to_numpy()) for t in c.targets]))[-1])
+    d = validate_columns(df, c, min_rows=L)  # arrays all the way: no frame is built for one window
+    last = int(np.flatnonzero(np.logical_and.reduce([~np.isnan(d[t]) for t in c.targets]))[-1])
     if last + 1 < L:
         raise InvalidInputError(f"Argument `df` has {last + 1} rows up to its last observed target "
-                                f"({d[c.date_column].iloc[last]}); a forecast needs {L} (`lookback_window_size`).")
-    d = d.iloc[last + 1 - L: last + 1 + H].reset_index(drop=True)
-    d, note = self._extend(d, L + H - len(d))
+                                f"({d[c.date_column][last]}); a forecast needs {L} (`lookback_window_size`).")
+    d = {k: v[last + 1 - L: last + 1 + H] for k, v in d.items()}
+    d, note = self._extend(d, L + H - len(d[c.date_column]))
     s, origins = self.pipeline_.transform(d), np.array([L])
     self._require_history(s, origins)
     return s, origins, note
@@ -135,10 +136,10 @@ def _latest_window(self: TwigaForecaster, df: pd.DataFrame) -> tuple[SeriesData,
 # %% ../../nbs/16b_forecaster.predict.ipynb #3f298324
 @patch
 def _forecasts(self: TwigaForecaster, df: pd.DataFrame, all_windows: bool, ensemble_strategy: str | None):
-    "Series, origins and forecasts by model (with the ensemble if asked) of the latest window of `df`, or of all."
+    "Series, origins, forecasts by model (and ensemble) of the latest window of `df` or of all; the covariates' note."
     self._check_fitted()
-    s, origins, _ = self._all_windows(df) if all_windows else self._latest_window(df)
-    return s, origins, _combine(self._forecast_arrays(s, origins), ensemble_strategy)
+    s, origins, note = self._all_windows(df) if all_windows else self._latest_window(df)
+    return s, origins, _combine(self._forecast_arrays(s, origins), ensemble_strategy), note
 
 @patch
 def forecast(self: TwigaForecaster,
@@ -147,5 +148,7 @@ def forecast(self: TwigaForecaster,
              ensemble_strategy: str | None = None, # "mean" or "median" adds `model="ensemble"`
             ) -> pd.DataFrame:
     "Tidy forecasts: origin, timestamp, model, step, target, value (the latest window by default)."
-    s, origins, preds = self._forecasts(df, all_windows, ensemble_strategy)
-    return _tidy(s.times, origins, preds, self.data_params.targets, self.window.horizon, window_column=all_windows)
+    s, origins, preds, note = self._forecasts(df, all_windows, ensemble_strategy)
+    out = _tidy(s.times, origins, preds, self.data_params.targets, self.window.horizon, window_column=all_windows)
+    out.attrs["covariates"] = note  # where the horizon's covariates came from ("given: ..." or "persistence: ...")
+    return out

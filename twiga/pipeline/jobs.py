@@ -17,7 +17,7 @@ from .schemas import DriftSummary, RetrainingResult, TrainingResult
 # %% auto #0
 __all__ = ['log', 'model_configs', 'load_config', 'forecaster_from_config', 'ercot_config', 'write_config',
            'prefect_api_configured', 'run_flow', 'show_result', 'train_from_file', 'retrain_from_file',
-           'monitor_from_file', 'schedule', 'schedule_job', 'job_notebook', 'retrain_notebook', 'run_retrain_job']
+           'monitor_from_file', 'schedule', 'job_notebook', 'retrain_notebook', 'schedule_job', 'run_retrain_job']
 
 # %% ../../nbs/43_pipeline.jobs.ipynb #6b79b93b
 log = get_logger("pipeline.jobs")
@@ -219,6 +219,23 @@ def schedule(reference_data_path: str | Path, # reference data
         serve_deployments(dep)
     return dep
 
+# %% ../../nbs/43_pipeline.jobs.ipynb #c32c3579
+def job_notebook(job: str | Path = "retrain", # a job's name ("retrain", "quickstart") or a notebook's path
+                ) -> Path:
+    "A job notebook: `nbs/jobs/<job>.ipynb` of the checkout twiga is imported from, else the installed copy."
+    if str(job).endswith(".ipynb"): return Path(job)
+    import twiga
+    pkg = Path(twiga.__file__).resolve().parent
+    source, installed = pkg.parent / "nbs" / "jobs" / f"{job}.ipynb", pkg / "jobs" / f"{job}.ipynb"  # by setup.py
+    if not source.is_file() and not installed.is_file():
+        raise NotFoundError(f"Argument `job` must name a job notebook ('retrain', 'quickstart') or an .ipynb file. "
+                            f"Got {str(job)!r}.")
+    return source if source.is_file() else installed
+
+def retrain_notebook() -> Path:
+    "The retraining job notebook: `job_notebook('retrain')`."
+    return job_notebook("retrain")
+
 # %% ../../nbs/43_pipeline.jobs.ipynb #f5c48e93
 def schedule_job(job: str | Path = "quickstart", # a job notebook's name ("retrain", "quickstart") or path
                  output_dir: str | Path = "job-runs", # where each run's executed notebook goes
@@ -239,23 +256,6 @@ def schedule_job(job: str | Path = "quickstart", # a job notebook's name ("retra
         log.info("Serving deployment %r (%s, %s): Ctrl-C to stop.", dep.name, cron, timezone)
         serve_deployments(dep)
     return dep
-
-# %% ../../nbs/43_pipeline.jobs.ipynb #c32c3579
-def job_notebook(job: str | Path = "retrain", # a job's name ("retrain", "quickstart") or a notebook's path
-                ) -> Path:
-    "A job notebook: `nbs/jobs/<job>.ipynb` of the checkout twiga is imported from, else the installed copy."
-    if str(job).endswith(".ipynb"): return Path(job)
-    import twiga
-    pkg = Path(twiga.__file__).resolve().parent
-    source, installed = pkg.parent / "nbs" / "jobs" / f"{job}.ipynb", pkg / "jobs" / f"{job}.ipynb"  # by setup.py
-    if not source.is_file() and not installed.is_file():
-        raise NotFoundError(f"Argument `job` must name a job notebook ('retrain', 'quickstart') or an .ipynb file. "
-                            f"Got {str(job)!r}.")
-    return source if source.is_file() else installed
-
-def retrain_notebook() -> Path:
-    "The retraining job notebook: `job_notebook('retrain')`."
-    return job_notebook("retrain")
 
 # %% ../../nbs/43_pipeline.jobs.ipynb #bcdfa4e4
 def _log_notebook(out: Path, run_id: str | None, uri: str, experiment: str | None, failure: str | None) -> str:

@@ -5,8 +5,10 @@
 # %% ../../nbs/30g_serve.forecast_log.ipynb #3ef33ab9
 from __future__ import annotations
 
+import atexit
 import csv
 import os
+import queue
 import threading
 import time
 from pathlib import Path
@@ -15,28 +17,32 @@ import numpy as np
 import pandas as pd
 from fastcore.basics import patch
 
+from ..core.utils import get_logger
+
 # %% auto #0
 __all__ = ['served_columns', 'ForecastLog']
 
 # %% ../../nbs/30g_serve.forecast_log.ipynb #3e124bd3
 def _iso(values) -> list[str]:
     "UTC ISO 8601 strings of a datetime column (naive times are taken as UTC), vectorised."
-    idx = pd.DatetimeIndex(values)
-    if idx.tz is not None: idx = idx.tz_convert("UTC").tz_localize(None)
-    return [f"{s}Z" for s in np.datetime_as_string(idx.to_numpy().astype("datetime64[s]"))]
+    idx = pd.DatetimeIndex(values)  # `asi8` counts from the epoch in UTC whether or not the index has a zone
+    return [f"{s}Z" for s in np.datetime_as_string(idx.asi8.view(f"M8[{idx.unit}]").astype("datetime64[s]"))]
 
 # %% ../../nbs/30g_serve.forecast_log.ipynb #5f323f01
 def served_columns(tidy: pd.DataFrame, # a tidy forecast frame (origin, timestamp, model, step, target, value, ...)
                    values: tuple[str, ...] = ("value",), # its value columns to keep
                   ) -> dict[str, list]:
     "The columns of a tidy forecast frame as JSON-ready lists: UTC ISO 8601 times, int steps, float values."
-    return {"model": tidy["model"].astype(str).tolist(), "origin": _iso(tidy["origin"]),
-            "timestamp": _iso(tidy["timestamp"]), "step": tidy["step"].astype(int).tolist(),
-            "target": tidy["target"].astype(str).tolist()} | {c: tidy[c].astype(float).tolist() for c in values}
+    text = lambda c: list(map(str, tidy[c].to_numpy().tolist()))
+    return {"model": text("model"), "origin": _iso(tidy["origin"]), "timestamp": _iso(tidy["timestamp"]),
+            "step": tidy["step"].to_numpy("int64").tolist(), "target": text("target")} | {
+            c: tidy[c].to_numpy("float64").tolist() for c in values}
 
 # %% ../../nbs/30g_serve.forecast_log.ipynb #96506b94
+_log = get_logger("serve")
+
 class ForecastLog:
-    "Forecasts served by this process, appended to a CSV file per process for later scoring."
+    "Forecasts served by this process, appended to a CSV file per process (by a writer thread) for later scoring."
     columns = ["served_at", "version", "model", "target", "origin", "timestamp", "step", "value"]
 
     def __init__(self, directory: str | Path, # where the per-process files go
@@ -44,23 +50,56 @@ class ForecastLog:
                 ):
         self.directory, self.max_bytes, self._lock = Path(directory), max_bytes, threading.Lock()
         self._file, self._file_id = None, None  # the open file and the (device, inode) it was opened as
+        self._queue, self._writer, self._done = queue.SimpleQueue(), None, threading.Condition()
+        self._queued = self._written = 0  # items put on the queue, and items the writer has finished with
 
     @property
     def path(self) -> Path: return self.directory / f"forecasts-{os.getpid()}.csv"
 
-    def append(self, cols: dict[str, list], # `served_columns` of a tidy forecast frame
+    def append(self, cols: dict[str, list], # `served_columns` of a tidy forecast frame (not changed afterwards)
                version: int | None, # the checkpoint version that answered (None: an in-memory forecaster)
               ):
-        "Append served forecasts, one row per model, target and time step."
-        served_at, v = round(time.time(), 3), -1 if version is None else version
-        keys = ("model", "target", "origin", "timestamp", "step", "value")
-        rows = [(served_at, v, *r) for r in zip(*(cols[k] for k in keys), strict=True)]
-        with self._lock:
-            f = self._open()
-            csv.writer(f).writerows(rows)
-            f.flush()
+        "Queue served forecasts for the writer thread: one row per model, target and time step."
+        with self._done:
+            if self._writer is None or not self._writer.is_alive():
+                self._writer = threading.Thread(target=self._write_queued, name="twiga-forecast-log", daemon=True)
+                self._writer.start()
+                atexit.register(self.close)
+            self._queued += 1
+        self._queue.put((round(time.time(), 3), -1 if version is None else version, cols))
 
 # %% ../../nbs/30g_serve.forecast_log.ipynb #ee0566ae
+_KEYS = ("model", "target", "origin", "timestamp", "step", "value")
+
+@patch
+def _write_queued(self: ForecastLog):
+    "The writer thread: append everything queued, in order, until `close` queues `None`."
+    while True:
+        items = [self._queue.get()]
+        while True:
+            try: items.append(self._queue.get_nowait())
+            except queue.Empty: break
+        batch = [i for i in items if i is not None]
+        try:
+            rows = [(at, v, *r) for at, v, cols in batch for r in zip(*(cols[k] for k in _KEYS), strict=True)]
+            with self._lock:
+                f = self._open()
+                csv.writer(f).writerows(rows)
+                f.flush()
+        except Exception: _log.exception("Could not append %d served forecast(s) to %s", len(batch), self.path)
+        with self._done:
+            self._written += len(batch)
+            self._done.notify_all()
+        if len(batch) < len(items): return
+
+@patch
+def flush(self: ForecastLog, timeout: float = 30):
+    "Wait until everything queued so far is written (at most `timeout` seconds)."
+    with self._done:
+        target = self._queued
+        self._done.wait_for(lambda: self._written >= target or self._writer is None or not self._writer.is_alive(),
+                            timeout)
+
 @patch
 def _open(self: ForecastLog):
     "This process's file, kept open; reopened when it was removed or moved, rotated when it grew past `max_bytes`."
@@ -78,7 +117,12 @@ def _open(self: ForecastLog):
 
 @patch
 def close(self: ForecastLog):
-    "Close the open file (the next `append` opens it again)."
+    "Write everything queued, stop the writer thread and close the file (the next `append` starts them again)."
+    with self._done: writer, self._writer = self._writer, None
+    if writer is not None and writer.is_alive():
+        self._queue.put(None)
+        writer.join()
+    atexit.unregister(self.close)
     with self._lock: self._close()
 
 @patch
@@ -89,7 +133,8 @@ def _close(self: ForecastLog):
 # %% ../../nbs/30g_serve.forecast_log.ipynb #edbbd278
 @patch
 def read(self: ForecastLog) -> pd.DataFrame:
-    "Every forecast served by any process (its current and rotated files)."
+    "Every forecast served by any process (its current and rotated files; this process's queue written first)."
+    self.flush()
     files = sorted(self.directory.glob("forecasts-*.csv*"))
     if not files: return pd.DataFrame(columns=self.columns)
     return pd.concat([pd.read_csv(f) for f in files], ignore_index=True)

@@ -30,6 +30,8 @@ class ServeMetrics:
                                ["trigger", "result"], registry=r)
         self.unhandled = Counter("twiga_unhandled_errors", "Unexpected exceptions answered 500, by endpoint and type.",
                                  ["endpoint", "exception"], registry=r)
+        self.persisted = Counter("twiga_covariates_persisted", "Forecasts whose horizon covariates were persisted "
+                                 "(the window had no future rows; logged once per model version).", registry=r)
         self.version.set(-1)
 
     def render(self) -> bytes:

@@ -12,7 +12,7 @@ from ..core.errors import InvalidInputError, NotFoundError
 from ..core.io import to_jsonable
 from .intervals import served_with_actuals, update_states
 from .loader import ServedModel
-from .records import records_to_frame
+from .records import body_to_frame
 from .schemas import ERROR_RESPONSES, ActualsRequest, DriftRequest, DriftResponse, PerformanceResponse
 from .state import ServeState
 
@@ -36,7 +36,7 @@ def _drift(state: ServeState, served: ServedModel, req: DriftRequest) -> dict:
     features = req.feature_cols or list(served.params.exogenous_features)
     if not features:
         raise InvalidInputError("Argument `feature_cols` is needed: the model has no exogenous features to test.")
-    df = records_to_frame(req.records, served.date_col, features)
+    df = body_to_frame(req, served.date_col, features)
     _, summary = _monitor(state, served).run_data_drift(df, feature_cols=features, html=req.html)
     return to_jsonable(summary)
 
@@ -44,7 +44,7 @@ def _drift(state: ServeState, served: ServedModel, req: DriftRequest) -> dict:
 def _actuals(state: ServeState, served: ServedModel, req: ActualsRequest) -> dict:
     "Score the served forecasts against the observed values in `req.records` (runs in a worker thread)."
     target, date_col = served.targets[0], served.date_col
-    df = records_to_frame(req.records, date_col, [date_col, target]).dropna(subset=[target])
+    df = body_to_frame(req, date_col, [date_col, target]).dropna(subset=[target])
     log_df = state.forecasts.read()  # read once: the default model and its forecasts come from the same rows
     model = req.model or ("ensemble" if "ensemble" in state.forecasts.models(log_df) else served.model_names[0])
     sent = state.forecasts.latest(model, log_df)

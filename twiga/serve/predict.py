@@ -5,11 +5,13 @@
 # %% ../../nbs/30i_serve.predict.ipynb #ec5f377f
 from __future__ import annotations
 
+import orjson
 from fastapi import FastAPI
 
+from ..core.io import to_jsonable
 from .forecast_log import served_columns
 from .loader import ServedModel
-from .records import records_to_frame
+from .records import body_to_frame
 from .schemas import ERROR_RESPONSES, ForecastResponse, IntervalRequest, IntervalResponse, PredictRequest
 from .state import ServeState
 
@@ -24,19 +26,36 @@ def _forecast_body(cols: dict[str, list]) -> list[dict]:
     for i, m in enumerate(cols["model"]): grouped.setdefault(m, []).append({k: cols[k][i] for k in keys})
     return [{"model": m, "predictions": p} for m, p in grouped.items()]
 
-def _predict(state: ServeState, served: ServedModel, req: PredictRequest, interval: bool) -> dict:
-    "Validate, forecast and shape the answer (runs in a worker thread)."
-    df = records_to_frame(req.records, served.date_col, served.input_columns)
+def _answer_json(cols: dict[str, list], # `served_columns` of the forecast
+                 values: tuple[str, ...], # its value columns ("value", and "lower", "upper" for intervals)
+                 head: dict, # the answer's other fields (version, coverage, n_records, n_windows)
+                ) -> bytes:
+    "`{forecasts: _forecast_body(cols), **head}` as JSON, written point by point from one template: no dict per point."
+    quote = {s: orjson.dumps(s).decode() for s in set(cols["model"]) | set(cols["target"])}
+    nums = [orjson.dumps(cols[c]).decode()[1:-1].split(",") if cols[c] else [] for c in values]  # NaN: null
+    point = '{"origin":"%s","timestamp":"%s","step":%d,"target":%s,' + ",".join(f'"{c}":%s' for c in values) + "}"
+    groups: dict[str, list[str]] = {}
+    for m, *r in zip(cols["model"], cols["origin"], cols["timestamp"], cols["step"], map(quote.get, cols["target"]),
+                     *nums, strict=True):
+        groups.setdefault(m, []).append(point % tuple(r))
+    forecasts = ",".join(f'{{"model":{quote[m]},"predictions":[{",".join(p)}]}}' for m, p in groups.items())
+    return ('{"forecasts":[' + forecasts + "]" + ("," + orjson.dumps(head).decode()[1:] if head else "}")).encode()
+
+def _predict(state: ServeState, served: ServedModel, req: PredictRequest, interval: bool) -> bytes:
+    "Validate, forecast and write the answer's JSON (runs in a worker thread)."
+    df = body_to_frame(req, served.date_col, served.input_columns)
     fc, kw = served.forecaster, dict(all_windows=req.all_windows, ensemble_strategy=req.ensemble_strategy)
     states = state.intervals.read(served.version) if interval else None  # moved by `POST /monitor/actuals`
     tidy = fc.predict_interval(df, coverage=req.coverage, states=states, **kw) if interval else fc.forecast(df, **kw)
-    cols = served_columns(tidy, ("value", "lower", "upper") if interval else ("value",))
+    if tidy.attrs.get("covariates", "").startswith("persistence"): state.metrics.persisted.inc()
+    values = ("value", "lower", "upper") if interval else ("value",)
+    cols = served_columns(tidy, values)
     state.forecasts.append(cols, served.version)
     if not req.all_windows: state.last_frame = df
-    out = dict(forecasts=_forecast_body(cols), version=served.version, n_records=len(df),
-               n_windows=len(set(cols["origin"])))
-    if not interval: return out
-    return out | {"coverage": req.coverage, "interval": fc.interval_facts(req.ensemble_strategy, states)}
+    head = dict(version=served.version, n_records=len(df), n_windows=len(set(cols["origin"])))
+    if interval: head |= {"coverage": req.coverage,
+                          "interval": to_jsonable(fc.interval_facts(req.ensemble_strategy, states))}
+    return _answer_json(cols, values, head)
 
 # %% ../../nbs/30i_serve.predict.ipynb #07d6f29c
 def add_predict_routes(app: FastAPI, state: ServeState, dependencies: list):

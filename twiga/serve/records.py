@@ -6,28 +6,57 @@
 from __future__ import annotations
 
 import difflib
+import re
+from typing import Annotated, Literal
 
+import msgspec
 import numpy as np
 import pandas as pd
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
 from ..core.errors import InvalidInputError
+from .schemas import IntervalRequest, PredictRequest
 
 # %% auto #0
-__all__ = ['parse_body', 'json_body', 'records_to_frame']
+__all__ = ['parse_body', 'json_body', 'records_to_frame', 'columns_to_frame', 'body_to_frame']
 
 # %% ../../nbs/30d_serve.records.ipynb #f37e450b
+_Value = int | float | str | None  # as `Value`: JSON booleans, objects and arrays refused
+_Rows = msgspec.Meta(min_length=1)
+
+class _PredictBody(msgspec.Struct, forbid_unknown_fields=True):
+    records: Annotated[list[dict[str, _Value]], _Rows] | None = None
+    columns: Annotated[dict[str, list[_Value]], _Rows] | None = None
+    ensemble_strategy: Literal["mean", "median"] | None = "mean"
+    all_windows: bool = False
+
+class _IntervalBody(_PredictBody, forbid_unknown_fields=True):
+    coverage: Annotated[float, msgspec.Meta(gt=0, lt=1)] = 0.9
+
+_FAST = {PredictRequest: msgspec.json.Decoder(_PredictBody), IntervalRequest: msgspec.json.Decoder(_IntervalBody)}
+
+def _fast_parse(model: type[BaseModel], raw: bytes) -> BaseModel | None:
+    "`raw` as `model` by msgspec (exactly one of `records` and `columns`), or None: pydantic will say what is wrong."
+    if (decoder := _FAST.get(model)) is None: return None
+    try: body = decoder.decode(raw)
+    except (msgspec.ValidationError, msgspec.DecodeError): return None
+    if (body.records is None) == (body.columns is None): return None
+    return model.model_construct(**{f: getattr(body, f) for f in body.__struct_fields__})
+
+# %% ../../nbs/30d_serve.records.ipynb #8cea177f
 def parse_body(model: type[BaseModel], # the body's model
                raw: bytes, # the request body
               ) -> BaseModel:
-    "`raw` parsed and validated as `model` by pydantic's JSON parser; a `RequestValidationError` names each problem."
+    "`raw` parsed and validated as `model` (msgspec, else pydantic); a `RequestValidationError` names each problem."
     if not raw.strip(): raise InvalidInputError(f"The request body is empty: send a JSON object with {_fields(model)}.")
+    if (fast := _fast_parse(model, raw)) is not None: return fast
     try: return model.model_validate_json(raw)
     except ValidationError as e: raise RequestValidationError(e.errors(include_url=False)) from None
 
 def _fields(model: type[BaseModel]) -> str:
-    "The required fields of `model`, for a message."
+    "The required fields of `model`, for a message (a body of rows: `records` or `columns`)."
+    if {"records", "columns"} <= set(model.model_fields): return "`records` (or `columns`)"
     return ", ".join(f"`{n}`" for n, f in model.model_fields.items() if f.is_required()) or "its fields"
 
 # %% ../../nbs/30d_serve.records.ipynb #5a8d5417
@@ -38,14 +67,14 @@ def json_body(model: type[BaseModel]) -> dict:
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 # %% ../../nbs/30d_serve.records.ipynb #370719c2
-def _missing_columns_message(missing: list[str], present: list[str]) -> str:
+def _missing_columns_message(missing: list[str], present: list[str], arg: str = "records") -> str:
     "Name the missing columns, with the closest present name when one looks like a misspelling."
     parts = []
     for c in missing:
         close = difflib.get_close_matches(c, present, n=1, cutoff=0.6) or [
             p for p in present if p.lower().replace("-", "_").replace(" ", "_") == c.lower()]
         parts.append(f"`{c}`" + (f" (did you mean `{close[0]}`?)" if close else ""))
-    return f"Argument `records` lacks column(s) the model needs: {', '.join(parts)}. Got columns {sorted(present)}."
+    return f"Argument `{arg}` lacks column(s) the model needs: {', '.join(parts)}. Got columns {sorted(present)}."
 
 # %% ../../nbs/30d_serve.records.ipynb #d325b8c8
 _JSON_NUMBERS = {int, float, type(None)}
@@ -66,6 +95,23 @@ def _numeric(values: list, name: str) -> np.ndarray:
     return out
 
 # %% ../../nbs/30d_serve.records.ipynb #b65a9800
+_ISO = r"\d{4}-\d\d-\d\d(?:T\d\d:\d\d(?::\d\d(?:\.\d{1,9})?)?)?"  # what NumPy parses as pandas' ISO8601 does
+_OFFSET = re.compile(r"(?:Z|[+-]\d\d:?\d\d)$")
+
+def _iso_fast(values: list[str]) -> pd.DatetimeIndex | None:
+    "Timestamps of one ISO 8601 layout and one UTC offset (or none), parsed by NumPy; None for anything else."
+    suffix = (m.group(0) if (m := _OFFSET.search(values[0])) else "")
+    if not all(map(re.compile(_ISO + re.escape(suffix)).fullmatch, values)): return None
+    if not ("1678" <= min(values)[:4] and max(values)[:4] <= "2261"): return None  # within pandas' nanoseconds
+    cut = len(values[0]) - len(suffix)
+    if not all(len(v) - len(suffix) == cut for v in values): return None  # one layout: min and max are the extremes
+    try: ns = np.array([v[:cut] for v in values], dtype="datetime64[ns]")
+    except ValueError: return None
+    if suffix not in ("", "Z"):
+        sign, hm = (-1 if suffix[0] == "-" else 1), suffix[1:].replace(":", "")
+        ns = ns - np.timedelta64(sign * (int(hm[:2]) * 60 + int(hm[2:])), "m")
+    return pd.DatetimeIndex(ns).tz_localize("UTC")
+
 def _timestamps(values: list, name: str) -> pd.DatetimeIndex:
     "`values` parsed as UTC timestamps, or `InvalidInputError` naming the first record that does not parse."
     bad = next((i for i, v in enumerate(values) if not isinstance(v, str)), None)
@@ -73,6 +119,7 @@ def _timestamps(values: list, name: str) -> pd.DatetimeIndex:
         got = "null" if values[bad] is None else repr(values[bad])
         raise InvalidInputError(
             f"Column `{name}` must hold an ISO 8601 timestamp string in every record. Got {got} in record {bad}.")
+    if values and (fast := _iso_fast(values)) is not None: return fast
     try: return pd.to_datetime(values, utc=True, format="ISO8601")
     except (ValueError, TypeError, OverflowError):
         parsed = pd.to_datetime(values, utc=True, format="ISO8601", errors="coerce")
@@ -92,5 +139,28 @@ def records_to_frame(records: list[dict], # JSON records, one per time step
     missing = [c for c in required if c not in present]
     if missing: raise InvalidInputError(_missing_columns_message(missing, sorted(present)))
     keep = list(dict.fromkeys(required + ([date_col] if date_col in present else [])))
-    cols = {c: [r.get(c) for r in records] for c in keep}
+    return _parse_columns({c: [r.get(c) for r in records] for c in keep}, date_col)
+
+def _parse_columns(cols: dict[str, list], date_col: str | None) -> pd.DataFrame:
     return pd.DataFrame({c: _timestamps(v, c) if c == date_col else _numeric(v, c) for c, v in cols.items()})
+
+# %% ../../nbs/30d_serve.records.ipynb #13c4981c
+def columns_to_frame(columns: dict[str, list], # JSON arrays, one per column, all of one length
+                     date_col: str | None, # the timestamp column (parsed when present; None: none)
+                     required: list[str], # columns that must be present (date, target(s), exogenous)
+                    ) -> pd.DataFrame:
+    "Turn a columnar request body into `records_to_frame`'s DataFrame."
+    lengths = {c: len(v) for c, v in columns.items()}
+    if len(set(lengths.values())) > 1:
+        raise InvalidInputError(f"Argument `columns` must hold arrays of one length. Got lengths {lengths}.")
+    missing = [c for c in required if c not in columns]
+    if missing: raise InvalidInputError(_missing_columns_message(missing, sorted(columns), "columns"))
+    keep = list(dict.fromkeys(required + ([date_col] if date_col in columns else [])))
+    return _parse_columns({c: columns[c] for c in keep}, date_col)
+
+def body_to_frame(req, # a parsed body with `records` or `columns` (a `RecordsRequest`)
+                  date_col: str | None, required: list[str], # as for `records_to_frame`
+                 ) -> pd.DataFrame:
+    "The rows of `req`, sent as `records` or as `columns`, as a DataFrame."
+    if req.columns is not None: return columns_to_frame(req.columns, date_col, required)
+    return records_to_frame(req.records, date_col, required)

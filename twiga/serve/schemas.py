@@ -7,22 +7,49 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, model_validator
 
 # %% auto #0
-__all__ = ['Value', 'ERROR_RESPONSES', 'RecordsRequest', 'PredictRequest', 'IntervalRequest', 'ForecastPoint', 'IntervalPoint',
-           'ModelForecast', 'ModelInterval', 'ForecastResponse', 'CalibrationFacts', 'IntervalFacts',
+__all__ = ['Value', 'ERROR_RESPONSES', 'RecordsRequest', 'one_body_form', 'PredictRequest', 'IntervalRequest', 'ForecastPoint',
+           'IntervalPoint', 'ModelForecast', 'ModelInterval', 'ForecastResponse', 'CalibrationFacts', 'IntervalFacts',
            'IntervalResponse', 'HealthResponse', 'ReloadRequest', 'ReloadResponse', 'MonitorRequest', 'DriftRequest',
            'ActualsRequest', 'DriftResponse', 'PerformanceResponse', 'ErrorResponse']
 
 # %% ../../nbs/30a_serve.schemas.ipynb #19408c3b
 Value = StrictFloat | StrictInt | StrictStr | None  # one field of one record: `true` is not silently 1.0
 
+def _no_default(schema: dict):
+    "A body form is optional but never null: its schema has no `default: null`."
+    schema.pop("default", None)
+
 class RecordsRequest(BaseModel):
-    "A body carrying time-step records."
-    model_config = ConfigDict(extra="forbid", strict=True)  # no coercion: `"true"` is not a bool, `true` not a number
+    "A body carrying time-step rows: as `records` (one object per step) or as `columns` (one array per column)."
+    model_config = ConfigDict(extra="forbid", strict=True,  # no coercion: `"true"` is not a bool, `true` not a number
+                              json_schema_extra={"oneOf": [{"required": ["records"]}, {"required": ["columns"]}]})
     records: list[dict[str, Value]] = Field(
-        ..., min_length=1, description="One object per time step: timestamp, target, exogenous columns.")
+        None, min_length=1, json_schema_extra=_no_default,
+        description="One object per time step: timestamp, target, exogenous columns.")
+    columns: dict[str, list[Value]] = Field(
+        None, min_length=1, json_schema_extra=_no_default,
+        description="One array per column (timestamp, target, exogenous columns), all of one length.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _some_form(cls, data):  # neither form: say so before any other complaint (`{"rows": ...}`)
+        if isinstance(data, dict) and not {"records", "columns"} & set(data): one_body_form(cls.model_construct())
+        return data
+
+    @model_validator(mode="after")
+    def _one_form(self):
+        one_body_form(self)
+        return self
+
+def one_body_form(req: RecordsRequest) -> RecordsRequest:
+    "`req` if it holds exactly one of `records` and `columns`, else `ValueError` saying so."
+    if (req.records is None) == (req.columns is None):
+        raise ValueError("send the rows either as `records` (one object per time step) or as `columns` (one array "
+                         "per column), " + ("not both" if req.records is not None else "one of them"))
+    return req
 
 # %% ../../nbs/30a_serve.schemas.ipynb #26f99472
 class PredictRequest(RecordsRequest):

@@ -46,10 +46,12 @@ class ServeState:
         s = self.loader.served
         return s if s is not None else await anyio.to_thread.run_sync(self.loader.get)
 
-    def check_size(self, records: list):
-        "Refuse more than `settings.serve_max_records` records with 413."
-        if len(records) > self.settings.serve_max_records:
-            raise PayloadTooLargeError(f"Argument `records` holds {len(records)} records; this server accepts at most "
+    def check_size(self, rows: list | dict):
+        "Refuse more than `settings.serve_max_records` rows (`records`, or `columns`' arrays) with 413."
+        n = len(rows) if isinstance(rows, list) else max(map(len, rows.values()), default=0)
+        arg = "records" if isinstance(rows, list) else "columns"
+        if n > self.settings.serve_max_records:
+            raise PayloadTooLargeError(f"Argument `{arg}` holds {n} records; this server accepts at most "
                                        f"{self.settings.serve_max_records} per request (TWIGA_SERVE_MAX_RECORDS).")
 
 # %% ../../nbs/30h_serve.state.ipynb #ebc1666f
@@ -57,14 +59,15 @@ class ServeState:
 async def run_on_records(self: ServeState, request: Request, # a request whose body holds records
                          body: type[RecordsRequest], # the body's model
                          answer: type[BaseModel], # the answer's model
-                         fn, # computes the answer: `fn(state, served, req, *args) -> dict`
+                         fn, # computes the answer: `fn(state, served, req, *args) -> dict`, or its JSON bytes
                          *args) -> Response:
     "Answer `fn(self, served, req, *args)` as `answer` JSON, `req` the request's `body`, all in one worker thread."
     raw = await request.body()
     def work() -> Response:
         req = parse_body(body, raw)
-        self.check_size(req.records)
+        self.check_size(req.records if req.records is not None else req.columns)
         out = fn(self, self.loader.get(), req, *args)
+        if isinstance(out, bytes): return Response(out, media_type="application/json")  # serialised by `fn` itself
         return Response(answer.model_validate(out).model_dump_json(), media_type="application/json")
     return await anyio.to_thread.run_sync(work)
 
