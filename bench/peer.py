@@ -31,6 +31,7 @@ from twiga.models.ml import LIGHTGBMConfig
 
 RUNS = int(os.environ.get("TWIGA_BENCH_RUNS", "1"))
 PREDICT_CALLS = int(os.environ.get("TWIGA_BENCH_PREDICT_CALLS", "50"))
+ABLATION = os.environ.get("TWIGA_BENCH_PEER_ABLATION", "1") == "1"  # the cost of no weekly feature (fit's note)
 DIRECT = os.environ.get("TWIGA_BENCH_PEER_DIRECT", "0") == "1"  # also mlforecast direct (24 models; slow)
 LOOKBACK, HORIZON, COVERAGE = 168, 24, 0.9
 TRAIN_END, VAL_END, TEST_END = "2018-10-01", "2019-01-01", "2020-01-01"
@@ -161,6 +162,18 @@ def operator(d: pd.DataFrame, hours: pd.Series) -> dict:
             "n_points": len(e)}
 
 
+def weekly_ablation(d: pd.DataFrame) -> dict:
+    "MAE of twiga's default LightGBM with the tutorial's calendar (hour, day_night), then with `dayofweek` added."
+    train, val, test = _splits(d)
+    out = {}
+    for cal in (["hour", "day_night"], ["hour", "day_night", "dayofweek"]):
+        cfg = data_config(calendar_features=cal, timezone=None, holiday_country=None, holiday_subdiv=None)
+        pred, _ = TwigaForecaster(cfg, LIGHTGBMConfig()).fit(train, val).evaluate_point_forecast(
+            test, ensemble_strategy=None, coverage=COVERAGE)
+        out["+".join(cal)] = _scores(pred)["mae"]
+    return out
+
+
 def main():
     res = {"runs": RUNS, "cpus": os.cpu_count(), "load_avg_at_start": [round(x, 2) for x in os.getloadavg()],
            "weather": "reanalysis (measured) at the target hours, for both systems; ERCOT had weather forecasts"}
@@ -176,6 +189,7 @@ def main():
         systems[k]["mae_common_hours"] = _scores(p[p["timestamp"].isin(common)])["mae"]
     res["systems"] = systems
     res["ercot_day_ahead"] = operator(d, pd.Series(sorted(common)))
+    if ABLATION: res["twiga_weekly_calendar_ablation_mae"] = weekly_ablation(d)
     res["load_avg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     print(f"{'system':<24}{'MAE':>8}{'RMSE':>8}{'cov90':>8}{'fit s':>8}{'pred ms':>9}")
     for k, v in systems.items():
