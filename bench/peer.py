@@ -8,10 +8,15 @@ Run: `python -m bench peer` (results in `bench/results/peer.json`). Both systems
 - exogenous: the config's weather columns at the target hours (measured weather: see below);
 - data: trained on 2015-07..2018-09 with 2018-10..12 for validation (twiga: early stopping and interval
   calibration; mlforecast: trained on both, its conformal windows are the last days of 2018);
-- origins: every day of 2019 at 00:00 UTC, 24 hours ahead, each from the history before it.
+- origins: every day of 2019 at 00:00 UTC, 24 hours ahead, each from the history before it;
+- models: twiga's recommended configuration (`twiga_models`: an average of three LightGBM boosters); mlforecast
+  one LightGBM with the parameters of twiga's first booster and as many rounds as it early-stopped at, recursive
+  (set `TWIGA_BENCH_PEER_DIRECT=1` to add the direct strategy, one model per step: slow). mlforecast refuses
+  missing targets, so its copy of the history has the 48 missing hours interpolated (scoring skips them for both).
 Scored on the same hours: MAE, RMSE, 90 % interval coverage, fit seconds, and the median milliseconds of one
-one-window predict call. ERCOT's own day-ahead forecast is scored on the same hours. Our weather is a reanalysis
-(measured, not forecast): the operator had weather forecasts, so the comparison with it flatters both models.
+one-window point forecast (and of one with its 90 % interval). ERCOT's own day-ahead forecast is scored on the
+same hours. Our weather is a reanalysis (measured, not forecast): the operator had weather forecasts, so the
+comparison with it flatters both models.
 Timings are medians of `RUNS` fits on a machine that may be shared (see `load_avg`).
 """
 import os
@@ -31,7 +36,7 @@ from twiga.models.ml import LIGHTGBMConfig
 
 RUNS = int(os.environ.get("TWIGA_BENCH_RUNS", "1"))
 PREDICT_CALLS = int(os.environ.get("TWIGA_BENCH_PREDICT_CALLS", "50"))
-ABLATION = os.environ.get("TWIGA_BENCH_PEER_ABLATION", "1") == "1"  # the cost of no weekly feature (fit's note)
+VARIANTS = os.environ.get("TWIGA_BENCH_PEER_VARIANTS", "1") == "1"  # twiga's earlier configs (and the fit's note)
 DIRECT = os.environ.get("TWIGA_BENCH_PEER_DIRECT", "0") == "1"  # also mlforecast direct (24 models; slow)
 LOOKBACK, HORIZON, COVERAGE = 168, 24, 0.9
 TRAIN_END, VAL_END, TEST_END = "2018-10-01", "2019-01-01", "2020-01-01"
@@ -43,16 +48,20 @@ def _utc(s): return pd.Timestamp(s, tz="UTC")
 def data_config(**kw) -> DataPipelineConfig:
     "The data config both systems read their inputs from (twiga's recommended ERCOT configuration)."
     base = dict(target_feature="demand_mwh", period="1h", latitude=ERCOT_LATITUDE, longitude=ERCOT_LONGITUDE,
-                calendar_features=["hour", "dayofweek", "dayofyear", "us_holiday", "day_night"],
-                timezone="America/Chicago", exogenous_features=["temperature_c", "ghi_wm2"],
-                forecast_horizon=HORIZON, lookback_window_size=LOOKBACK, input_scaler=StandardScaler(),
-                target_scaler=RobustScaler(), stride=HORIZON)
+                calendar_features=["hour", "dayofweek", "dayofyear", "day_night", "holiday", "holiday_adjacent"],
+                holiday_country="US", holiday_subdiv="TX", timezone="America/Chicago",
+                exogenous_features=["temperature_c", "ghi_wm2"], forecast_horizon=HORIZON,
+                lookback_window_size=LOOKBACK, input_scaler=StandardScaler(), target_scaler=RobustScaler(),
+                stride=HORIZON)
     return DataPipelineConfig(**{**base, **kw})
 
 
+FAST = dict(learning_rate=0.1, n_estimators=2000, early_stopping_rounds=200)  # early stopping ends it near 1,000
+
+
 def twiga_models() -> list[LIGHTGBMConfig]:
-    "The model configs of twiga's recommended configuration."
-    return [LIGHTGBMConfig()]
+    "The model configs of twiga's recommended configuration: two L1 seeds and an L2 booster, averaged."
+    return [LIGHTGBMConfig(**FAST), LIGHTGBMConfig(seed=7, **FAST), LIGHTGBMConfig(objective="l2", **FAST)]
 
 
 def _splits(d: pd.DataFrame):
@@ -77,15 +86,20 @@ def run_twiga(d: pd.DataFrame, cfg: DataPipelineConfig, models: list) -> tuple[d
     train, val, test = _splits(d)
     wall, cpu, fc = timings(lambda fc: fc.fit(train, val), RUNS, setup=lambda _: TwigaForecaster(cfg, models))
     ens = "mean" if len(models) > 1 else None
-    pred, _ = fc.evaluate_point_forecast(test, ensemble_strategy=ens, coverage=COVERAGE)
+    allp, _ = fc.evaluate_point_forecast(test, ensemble_strategy=ens, coverage=COVERAGE)
     name = "ensemble" if ens else fc.model_names[0]
-    pred = pred[pred["model"] == name][["timestamp", "value", "lower", "upper", "actual"]]
+    pred = allp[allp["model"] == name][["timestamp", "value", "lower", "upper", "actual"]]
+    each = {m: _scores(p)["mae"] for m, p in allp.groupby("model") if m != name}
     window = test.iloc[:LOOKBACK + HORIZON]
-    fc.predict_interval(window, coverage=COVERAGE)
-    ms, cpu_ms, _ = timings(lambda _: fc.predict_interval(window, coverage=COVERAGE), PREDICT_CALLS)
-    out = {**_scores(pred), "fit_s": round(statistics.median(wall), 2), "fit_cpu_s": round(statistics.median(cpu), 2),
+    fc.predict(window)
+    ms, cpu_ms, _ = timings(lambda _: fc.predict(window), PREDICT_CALLS)  # every model's point forecast
+    ims = timings(lambda _: fc.predict_interval(window, coverage=COVERAGE), PREDICT_CALLS)[0]
+    out = {**_scores(pred), "mae_of_each_model": each,
+           "boosting_rounds": {n: m.best_iterations_[0] for n, m in fc.model.items()},
+           "fit_s": round(statistics.median(wall), 2), "fit_cpu_s": round(statistics.median(cpu), 2),
            "predict_one_window_ms": round(1000 * statistics.median(ms), 2),
            "predict_one_window_cpu_ms": round(1000 * statistics.median(cpu_ms), 2),
+           "predict_interval_one_window_ms": round(1000 * statistics.median(ims), 2),
            "config": {"data": cfg.model_dump(mode="json"), "models": [m.model_dump(mode="json") for m in models],
                       "ensemble": ens}}
     return out, pred
@@ -101,12 +115,12 @@ def _mlf_frame(d: pd.DataFrame, cfg: DataPipelineConfig) -> pd.DataFrame:
     return pd.concat([ids, cal, d[list(cfg.exogenous_features)]], axis=1)
 
 
-def mlforecast_spec(cfg: DataPipelineConfig, lgbm: LIGHTGBMConfig) -> dict:
+def mlforecast_spec(cfg: DataPipelineConfig, lgbm: LIGHTGBMConfig, rounds: int) -> dict:
     "mlforecast's configuration: lags and rolling means within the lookback, LightGBM with twiga's parameters."
     day = 24
     return {"lags": list(range(1, day + 1)) + [day * k for k in range(2, LOOKBACK // day + 1)],
             "rolling_means_at_lag_1": [day, LOOKBACK], "freq": "h",
-            "lightgbm": dict(objective=lgbm.objective, n_estimators=lgbm.n_estimators, learning_rate=lgbm.learning_rate,
+            "lightgbm": dict(objective=lgbm.objective, n_estimators=rounds, learning_rate=lgbm.learning_rate,
                              num_leaves=lgbm.num_leaves, min_child_samples=lgbm.min_child_samples,
                              subsample=lgbm.subsample, subsample_freq=1, colsample_bytree=lgbm.colsample_bytree,
                              reg_lambda=lgbm.reg_lambda, n_jobs=lgbm.n_jobs, random_state=lgbm.seed, verbose=-1),
@@ -114,13 +128,14 @@ def mlforecast_spec(cfg: DataPipelineConfig, lgbm: LIGHTGBMConfig) -> dict:
             "prediction_intervals": {"n_windows": 4, "h": HORIZON, "method": "conformal_distribution"}}
 
 
-def run_mlforecast(d: pd.DataFrame, cfg: DataPipelineConfig, direct: bool = False) -> tuple[dict, pd.DataFrame]:
-    "Fit mlforecast on the same rows, forecast every day of 2019 from the history before it."
+def run_mlforecast(d: pd.DataFrame, cfg: DataPipelineConfig, lgbm: LIGHTGBMConfig, rounds: int,
+                   direct: bool = False) -> tuple[dict, pd.DataFrame]:
+    "Fit mlforecast (LightGBM with `lgbm`'s parameters, `rounds` rounds), forecast every day of 2019 from its past."
     import lightgbm as lgb
     from mlforecast import MLForecast
     from mlforecast.lag_transforms import RollingMean
     from mlforecast.utils import PredictionIntervals
-    spec = mlforecast_spec(cfg, LIGHTGBMConfig())
+    spec = mlforecast_spec(cfg, lgbm, rounds)
     train, val, test = _splits(d)
     fit_df = _mlf_frame(pd.concat([train, val]), cfg).drop(columns="actual")
     test_df = _mlf_frame(test, cfg)
@@ -136,20 +151,24 @@ def run_mlforecast(d: pd.DataFrame, cfg: DataPipelineConfig, direct: bool = Fals
                      prediction_intervals=PredictionIntervals(**pi))
     wall, cpu, m = timings(fit, RUNS, setup=lambda _: make())
     level = int(round(100 * COVERAGE))
-    frames, ms, cpu_ms = [], [], []
+    frames, ms, cpu_ms, pms = [], [], [], []
     for o in range(LOOKBACK, len(test_df) - HORIZON + 1, HORIZON):  # fitted up to the first origin; then day by day
         fut = test_df.iloc[o:o + HORIZON]
         t0, c0 = time.perf_counter(), time.process_time()
         f = m.predict(HORIZON, X_df=fut.drop(columns=["y", "actual"]), level=[level])
         ms.append(1000 * (time.perf_counter() - t0)); cpu_ms.append(1000 * (time.process_time() - c0))
         frames.append(f.merge(fut[["ds", "actual"]], on="ds", how="left"))
+        if len(pms) < PREDICT_CALLS:  # the point forecast alone, as timed for twiga
+            t0 = time.perf_counter(); m.predict(HORIZON, X_df=fut.drop(columns=["y", "actual"]))
+            pms.append(1000 * (time.perf_counter() - t0))
         m.update(fut[["unique_id", "ds", "y"]])  # the day's actual values become history for the next origin
     f = pd.concat(frames, ignore_index=True)
     pred = pd.DataFrame({"timestamp": f["ds"].dt.tz_localize("UTC"), "value": f["lightgbm"],
                          "lower": f[f"lightgbm-lo-{level}"], "upper": f[f"lightgbm-hi-{level}"], "actual": f["actual"]})
     out = {**_scores(pred), "fit_s": round(statistics.median(wall), 2), "fit_cpu_s": round(statistics.median(cpu), 2),
-           "predict_one_window_ms": round(statistics.median(ms), 2),
-           "predict_one_window_cpu_ms": round(statistics.median(cpu_ms), 2),
+           "predict_one_window_ms": round(statistics.median(pms), 2),
+           "predict_interval_one_window_ms": round(statistics.median(ms), 2),
+           "predict_interval_one_window_cpu_ms": round(statistics.median(cpu_ms), 2),
            "config": {**spec, "strategy": "direct (one model per step)" if direct else "recursive"}}
     return out, pred
 
@@ -162,15 +181,19 @@ def operator(d: pd.DataFrame, hours: pd.Series) -> dict:
             "n_points": len(e)}
 
 
-def weekly_ablation(d: pd.DataFrame) -> dict:
-    "MAE of twiga's default LightGBM with the tutorial's calendar (hour, day_night), then with `dayofweek` added."
+def variants(d: pd.DataFrame) -> dict:
+    "MAE of twiga's default LightGBM with the tutorial's calendar, with `dayofweek` added, and the earlier best config."
     train, val, test = _splits(d)
+    configs = {"tutorial calendar (hour, day_night), UTC": dict(calendar_features=["hour", "day_night"], timezone=None),
+               "tutorial calendar + dayofweek, UTC": dict(calendar_features=["hour", "day_night", "dayofweek"],
+                                                          timezone=None),
+               "earlier best (bench core: + dayofyear, us_holiday, local time)": dict(
+                   calendar_features=["hour", "dayofweek", "dayofyear", "us_holiday", "day_night"])}
     out = {}
-    for cal in (["hour", "day_night"], ["hour", "day_night", "dayofweek"]):
-        cfg = data_config(calendar_features=cal, timezone=None, holiday_country=None, holiday_subdiv=None)
-        pred, _ = TwigaForecaster(cfg, LIGHTGBMConfig()).fit(train, val).evaluate_point_forecast(
+    for name, kw in configs.items():
+        pred, _ = TwigaForecaster(data_config(**kw), LIGHTGBMConfig()).fit(train, val).evaluate_point_forecast(
             test, ensemble_strategy=None, coverage=COVERAGE)
-        out["+".join(cal)] = _scores(pred)["mae"]
+        out[name] = _scores(pred)["mae"]
     return out
 
 
@@ -178,18 +201,20 @@ def main():
     res = {"runs": RUNS, "cpus": os.cpu_count(), "load_avg_at_start": [round(x, 2) for x in os.getloadavg()],
            "weather": "reanalysis (measured) at the target hours, for both systems; ERCOT had weather forecasts"}
     d, cfg = load_ercot(), data_config()
-    tw, tp = run_twiga(d, cfg, twiga_models())
-    ml, mp = run_mlforecast(d, cfg)
+    models = twiga_models()
+    tw, tp = run_twiga(d, cfg, models)
+    rounds = tw["boosting_rounds"][next(iter(tw["boosting_rounds"]))]  # mlforecast: as many rounds as twiga's first
+    ml, mp = run_mlforecast(d, cfg, models[0], rounds)
     systems = {"twiga": tw, "mlforecast_recursive": ml}
     preds = {"twiga": tp, "mlforecast_recursive": mp}
     if DIRECT:
-        systems["mlforecast_direct"], preds["mlforecast_direct"] = run_mlforecast(d, cfg, direct=True)
+        systems["mlforecast_direct"], preds["mlforecast_direct"] = run_mlforecast(d, cfg, models[0], rounds, True)
     common = set.intersection(*(set(p["timestamp"]) for p in preds.values()))
     for k, p in preds.items():  # every system scored on the hours all of them forecast
         systems[k]["mae_common_hours"] = _scores(p[p["timestamp"].isin(common)])["mae"]
     res["systems"] = systems
     res["ercot_day_ahead"] = operator(d, pd.Series(sorted(common)))
-    if ABLATION: res["twiga_weekly_calendar_ablation_mae"] = weekly_ablation(d)
+    if VARIANTS: res["twiga_default_lightgbm_mae_by_calendar"] = variants(d)
     res["load_avg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     print(f"{'system':<24}{'MAE':>8}{'RMSE':>8}{'cov90':>8}{'fit s':>8}{'pred ms':>9}")
     for k, v in systems.items():
