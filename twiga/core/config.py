@@ -204,7 +204,7 @@ def _check_holidays(self):
 
 # %% ../../nbs/10_core.config.ipynb #2fe5d0c1
 NO_WEEKLY_COST = ("on the bundled ERCOT data (hourly, 2019 day-ahead), calendar ['hour', 'day_night'] forecasts "
-                  "with an MAE of 1,175 MWh, and with 950 MWh with 'dayofweek' (-19 %; `python -m bench peer`)")
+                  "with an MAE of 1,168 MWh, and with 961 MWh with 'dayofweek' (-18 %; `python -m bench peer`)")
 
 def weekly_note(config: DataPipelineConfig, # the data config to look at
                ) -> str | None:
