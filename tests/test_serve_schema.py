@@ -18,8 +18,8 @@ from schemathesis.generation.modes import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 KEY = "schemathesis-key"
-ROUTES = ["GET /health", "POST /predict", "POST /predict-interval", "POST /monitor/drift", "POST /monitor/actuals",
-          "GET /monitor/performance", "POST /reload"]
+ROUTES = ["GET /health", "POST /predict", "POST /predict-interval", "POST /explain", "POST /monitor/drift",
+          "POST /monitor/actuals", "GET /monitor/performance", "POST /reload"]
 pytestmark = pytest.mark.timeout(300)
 
 

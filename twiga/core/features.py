@@ -153,6 +153,23 @@ def _us_holidays(first_year: int, last_year: int) -> np.ndarray:
     return USFederalHolidayCalendar().holidays(
         f"{first_year}-01-01", f"{last_year}-12-31").to_numpy().astype("datetime64[D]")
 
+@functools.lru_cache(maxsize=64)
+def _country_holidays(country: str, subdiv: str | None, first_year: int, last_year: int) -> np.ndarray:
+    "Public holidays (observed days included) of `country`/`subdiv` in the given years, as `datetime64[D]`."
+    import holidays  # imported only when a config names a holiday country
+    days = holidays.country_holidays(country, subdiv=subdiv, years=range(first_year, last_year + 1))
+    return np.array(sorted(days), dtype="datetime64[D]")
+
+def _local_days(local: pd.DatetimeIndex) -> np.ndarray:
+    "The local calendar date of each timestamp, as `datetime64[D]`."
+    return (local.tz_localize(None) if local.tz is not None else local).to_numpy().astype("datetime64[D]")
+
+def _holiday_flags(days: np.ndarray, config: DataPipelineConfig, shift: int = 0) -> np.ndarray:
+    "Whether each of `days` shifted by `shift` days is a holiday of the config's country and subdivision."
+    d = days + np.timedelta64(shift, "D")
+    first, last = (int(x.astype(object).year) for x in (d.min(), d.max()))
+    return np.isin(d, _country_holidays(config.holiday_country, config.holiday_subdiv, first, last))
+
 def calendar_features(times: pd.DatetimeIndex, # the rows' timestamps
                       config: DataPipelineConfig, # names the features, the place and the time zone
                      ) -> np.ndarray:
@@ -174,9 +191,15 @@ def calendar_features(times: pd.DatetimeIndex, # the rows' timestamps
             cols.append(day_night(times if config.timezone is None or times.tz is not None else local, config.latitude,
                                   config.longitude))
         elif f == "us_holiday":
-            days = (local.tz_localize(None) if local.tz is not None else local).to_numpy().astype("datetime64[D]")
+            days = _local_days(local)
             cols.append(np.isin(days,
                                 _us_holidays(int(days.min().astype(object).year), int(days.max().astype(object).year))))
+        elif f == "holiday": cols.append(_holiday_flags(_local_days(local), config))
+        elif f == "holiday_adjacent":
+            days = _local_days(local)
+            on = _holiday_flags(days, config)
+            after, before = _holiday_flags(days, config, -1) & ~on, _holiday_flags(days, config, 1) & ~on
+            cols.append(np.where(after, 1.0, np.where(before, -1.0, 0.0)))
     return np.column_stack([np.asarray(c, dtype="float64") for c in cols]) if cols else np.empty((len(times), 0))
 
 # %% ../../nbs/11_core.features.ipynb #0905ba66

@@ -5,7 +5,7 @@
 # %% ../../nbs/16_forecaster.ipynb #e4ffc0d3
 from __future__ import annotations
 
-from . import checkpoint, evaluate, intervals, predict  # noqa: F401 (each adds methods)
+from . import checkpoint, evaluate, explain, intervals, predict  # noqa: F401 (each adds methods)
 from .core import TwigaForecaster
 from .intervals import conformal_offsets
 from .predict import ENSEMBLE

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from fastcore.basics import patch
 
-from ..core.config import DataPipelineConfig, ForecasterConfig
+from ..core.config import DataPipelineConfig, ForecasterConfig, weekly_note
 from ..core.errors import ConfigError, InvalidInputError, NotFittedError
 from ..core.features import SeriesPipeline, validate_frame, window_origins
 from ..core.io import frame_fingerprint, utc_stamp
@@ -145,6 +145,7 @@ def fit(self: TwigaForecaster,
     for k in [k for k in vars(self) if k.endswith("_")]: delattr(self, k)
     t0, c, L, H = time.perf_counter(), self.data_params, self.window.lookback, self.window.horizon
     train = validate_frame(train_df, c, min_rows=L + H, name="train_df")
+    if (note := weekly_note(c)) is not None: log.warning(note)  # once per fit; the config is used as given
     val = None if val_df is None else validate_frame(val_df, c, min_rows=1, name="val_df")
     cal = None if calibration_df is None else validate_frame(calibration_df, c, min_rows=1, name="calibration_df")
     if val is not None: self._with_history(train, val)  # checks a validation frame that does not continue `train`

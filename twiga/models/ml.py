@@ -12,12 +12,14 @@ import numpy as np
 from fastcore.basics import patch
 from pydantic import Field
 
+from ..core.config import CALENDAR_FEATURES
 from ..core.errors import InvalidInputError
 from ..core.features import SeriesData, window_origins
 from .base import ForecastModel, ModelConfig, WindowSpec, register_model, target_rows
 
 # %% auto #0
-__all__ = ['LIGHTGBMConfig', 'lgbm_features', 'anchor_design', 'fit_anchor', 'anchor_groups', 'apply_anchor', 'LightGBMModel']
+__all__ = ['HOLIDAY_FEATURES', 'GROUP_ORDER', 'LIGHTGBMConfig', 'lgbm_features', 'anchor_design', 'fit_anchor', 'anchor_groups',
+           'apply_anchor', 'LightGBMModel', 'feature_group']
 
 # %% ../../nbs/15_models.ml.ipynb #9b279a06
 class LIGHTGBMConfig(ModelConfig):
@@ -234,3 +236,59 @@ def _predict(self: LightGBMModel, series: SeriesData, origins: np.ndarray) -> np
         boost = b.predict(np.column_stack([X, base]), num_iteration=it, **threads)
         out[:, :, j] = (boost + base).reshape(len(origins), -1) + level[:, None]
     return out
+
+# %% ../../nbs/15_models.ml.ipynb #63dc22c5
+HOLIDAY_FEATURES = ("us_holiday", "holiday", "holiday_adjacent")  # calendar features counted as `holidays`
+GROUP_ORDER = ("recent_load", "base", "same_hour_yesterday", "same_hour_last_week", "calendar", "holidays", "anchor")
+
+def feature_group(name: str, # a LightGBM feature, e.g. "lag_week" or "temperature_c_mean_6h"
+                  exog: list[str], # the exogenous columns
+                 ) -> str:
+    "The group a feature's contribution is counted in."
+    if name in ("level", "last_value"): return "recent_load"
+    if name.startswith("lag_day"): return "same_hour_yesterday"
+    if name == "lag_week": return "same_hour_last_week"
+    if name in HOLIDAY_FEATURES: return "holidays"
+    if name in CALENDAR_FEATURES: return "calendar"
+    if name in ("anchor", "step"): return "anchor" if name == "anchor" else "base"
+    owners = [e for e in exog if name == e or name.startswith(f"{e}_")]
+    if not owners: raise InvalidInputError(f"Argument `name` is not a feature twiga knows. Got {name!r}.")
+    return max(owners, key=len)
+
+# %% ../../nbs/15_models.ml.ipynb #301f758a
+def _anchor_sources(names: list[str], knots: dict) -> list[str]:
+    "The feature each column of `anchor_design(X, names, knots)` is made from."
+    cols = [n for n in names if n.startswith("lag_") or n == "last_value"]
+    for n, ks in knots.items():
+        for f in (n, f"{n}_lag_day1", f"{n}_mean_1d", f"{n}_mean_1d_lag_day1"):
+            if f in names: cols += [f] * (1 + len(ks))
+    return cols
+
+def _add(groups: dict, name: str, x: np.ndarray):
+    groups[name] = groups[name] + x if name in groups else x
+
+# %% ../../nbs/15_models.ml.ipynb #efa1ceee
+@patch
+def contributions(self: LightGBMModel,
+                  series: SeriesData, # series holding each window's history and horizon covariates
+                  origins: np.ndarray, # first forecast row of each window
+                 ) -> tuple[np.ndarray, list[str]]:
+    "Contributions `(k, horizon, n_targets, n_groups)` of each feature group in model units, and the groups."
+    H, exog, per_target = self.window.horizon, series.exog_names, []
+    threads = {"num_threads": self.config.n_jobs} if self.config.n_jobs else {}
+    for j, (b, it) in enumerate(zip(self.boosters_, self.best_iterations_, strict=True)):
+        X, level, names = lgbm_features(series, origins, self.window, self.config, j)
+        group, _ = anchor_groups(X, names, H, self.config.anchor_by_hour)
+        A, coef = anchor_design(X, names, self.knots_), self.anchors_[j]
+        terms = A * coef[group, :-1] if coef is not None else np.zeros_like(A, dtype=np.float64)
+        intercept = coef[group, -1] if coef is not None else np.zeros(len(X))
+        shap = b.predict(np.column_stack([X, terms.sum(axis=1) + intercept]), num_iteration=it, pred_contrib=True,
+                         **threads)  # one column per feature, then the expected value
+        g = {"recent_load": np.repeat(level, H), "base": shap[:, -1] + intercept}
+        for f, x in zip(names + ["anchor"], shap[:, :-1].T, strict=True): _add(g, feature_group(f, exog), x)
+        for f, x in zip(_anchor_sources(names, self.knots_), terms.T, strict=True): _add(g, feature_group(f, exog), x)
+        per_target.append(g)
+    order = [n for n in GROUP_ORDER[:4] if n in per_target[0]] + [e for e in exog if e in per_target[0]]
+    order += [n for n in GROUP_ORDER[4:] if n in per_target[0]]
+    out = np.stack([np.stack([g[n] for n in order], axis=-1) for g in per_target], axis=1)  # (k*H, n_targets, G)
+    return out.reshape(len(origins), H, len(per_target), len(order)), order

@@ -20,6 +20,7 @@ from ..core.settings import TwigaSettings, load_settings
 from ..core.utils import configure, get_logger
 from .admin import add_admin_routes, add_health_route
 from .errors import add_error_handlers
+from .explain import add_explain_routes
 from .loader import ModelLoader, ServedModel
 from .metrics import ServeMetrics, ServeMiddleware
 from .monitor import add_monitor_routes
@@ -100,7 +101,7 @@ def _assemble(state: ServeState, title: str) -> FastAPI:
     app.add_middleware(ServeMiddleware, metrics=state.metrics, max_body_bytes=max_body_bytes)
     auth = api_key_dependencies(state.settings)
     add_health_route(app, state)
-    for add in (add_predict_routes, add_monitor_routes, add_admin_routes): add(app, state, auth)
+    for add in (add_predict_routes, add_explain_routes, add_monitor_routes, add_admin_routes): add(app, state, auth)
     return app
 
 # %% ../../nbs/30l_serve.app.ipynb #10504b30

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from twiga.tracking import (
+    explain,  # noqa: F401 (the module grows `TwigaTracker`: `log_explanation`)
     registry,  # noqa: F401 (the module grows `TwigaTracker`: `register`)
 )
 from twiga.tracking.evaluation import (

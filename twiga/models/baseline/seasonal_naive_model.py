@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from fastcore.basics import patch
 from pydantic import field_validator
 
 from ...core.config import parse_period
@@ -15,7 +16,7 @@ from ...core.features import SeriesData
 from ..base import ForecastModel, ModelConfig, register_model, target_rows
 
 # %% auto #0
-__all__ = ['SEASONALNAIVEConfig', 'SeasonalNaiveModel']
+__all__ = ['SEASONALNAIVEConfig', 'SeasonalNaiveModel', 'season_group']
 
 # %% ../../../nbs/14_models.baseline.seasonal_naive_model.ipynb #05ad4699
 class SEASONALNAIVEConfig(ModelConfig):
@@ -52,3 +53,18 @@ class SeasonalNaiveModel(ForecastModel):
         h = np.arange(self.window.horizon)
         back = self.season * (h // self.season + 1)  # the smallest whole number of seasons before the origin
         return series.y[target_rows(origins, self.window.horizon) - back[None, :]]
+
+# %% ../../../nbs/14_models.baseline.seasonal_naive_model.ipynb #1ffc1f1b
+def season_group(season: pd.Timedelta) -> str:
+    "The group name of a seasonal-naive forecast with this season."
+    if season == pd.Timedelta("7D"): return "same_hour_last_week"
+    if season == pd.Timedelta("1D"): return "same_hour_yesterday"
+    return f"same_time_{season.isoformat()}_before"
+
+@patch
+def contributions(self: SeasonalNaiveModel,
+                  series: SeriesData, # series holding each window's history and horizon covariates
+                  origins: np.ndarray, # first forecast row of each window
+                 ) -> tuple[np.ndarray, list[str]]:
+    "The forecast as one group, the value one season earlier: `(k, horizon, n_targets, 1)` and the group's name."
+    return self.predict(series, origins)[..., None], [season_group(self.season * self.window.step)]
