@@ -236,7 +236,7 @@ def _decide(res, why, error, min_improvement, model_name, promote, max_coverage_
     if res.improvement > 0 and res.improvement >= min_improvement and max_coverage_gap is not None and \
             gap is not None and abs(gap[2]) > max_coverage_gap:
         res.reason = (f"Retrained ({'; '.join(why)}): {cmp}, but its {INTERVAL_NOMINAL:.0%} intervals ({gap[0]}) "
-                      f"covered {gap[1]:.1%} of the holdout, {abs(gap[2]) * 100:.1f} points off nominal (more than "
+                      f"covered {gap[1]:.2%} of the holdout, {abs(gap[2]) * 100:.2f} points off nominal (more than "
                       f"{max_coverage_gap * 100:.0f}): not promoted; {champ_txt}.")
     elif res.improvement > 0 and res.improvement >= min_improvement:
         promote()

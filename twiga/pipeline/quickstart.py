@@ -151,8 +151,8 @@ class Periods:
     served_end: str # end of the served days
     end: str # end of the later period
 
-FULL = Periods("2018-06-01", "2019-05-01", "2019-06-01", "2019-07-01", "2019-07-08", "2019-09-01")
-QUICK = Periods("2018-06-01", "2019-05-01", "2019-06-01", "2019-07-01", "2019-07-04", "2019-09-01")
+FULL = Periods("2018-06-01", "2019-03-01", "2019-06-01", "2019-07-01", "2019-07-08", "2019-09-01")
+QUICK = Periods("2018-06-01", "2019-03-01", "2019-06-01", "2019-07-01", "2019-07-04", "2019-09-01")
 
 # %% ../../nbs/46_pipeline.quickstart.ipynb #2e6dd681
 def _split(data: pd.DataFrame, p: Periods, dcol: str = "timestamp") -> dict[str, pd.DataFrame]:
