@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 pytestmark = pytest.mark.timeout(1200)
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def gone(pid) -> bool:
@@ -116,3 +117,14 @@ def test_the_quickstart_job_notebook_runs_as_the_scheduled_flow_and_is_logged_in
     assert arts == [f"job/{executed.name}"], arts
     text = executed.read_text()
     assert "What the quickstart measured and decided" in text and "image/png" in text
+
+
+def test_the_readme_shows_a_run_of_these_stages():
+    """README.md shows nbs/_quickstart_output.txt (recorded by `scripts/build_readme.py --quickstart`): a whole run of
+    the stages the quickstart has today, each done, ending in its table and where to look next."""
+    from twiga.pipeline.quickstart import STAGES
+    recorded = (ROOT / "nbs" / "_quickstart_output.txt").read_text()
+    lines = [line for line in recorded.splitlines() if line.startswith(("✓", "✗"))]
+    assert [re.sub(r" \(\d+\.\d s\)$", "", line) for line in lines] == [f"✓ {t}" for t in STAGES.values()], lines
+    assert "What the quickstart measured and decided" in recorded and "Where to look next" in recorded
+    assert recorded.strip() in (ROOT / "README.md").read_text()
