@@ -234,7 +234,7 @@ def _decide(res, why, error, min_improvement, model_name, promote, max_coverage_
     gap = calibration_gap(res.challenger_metrics, res.metric_key, model_name, res.minimize)
     if gap is not None: res.challenger_coverage = gap[1]
     if res.improvement > 0 and res.improvement >= min_improvement and max_coverage_gap is not None and \
-            gap is not None and abs(gap[2]) > max_coverage_gap:
+            gap is not None and abs(gap[2]) > max_coverage_gap + 1e-9:  # exactly 5 points off is not "more than 5"
         res.reason = (f"Retrained ({'; '.join(why)}): {cmp}, but its {INTERVAL_NOMINAL:.0%} intervals ({gap[0]}) "
                       f"covered {gap[1]:.2%} of the holdout, {abs(gap[2]) * 100:.2f} points off nominal (more than "
                       f"{max_coverage_gap * 100:.0f}): not promoted; {champ_txt}.")
