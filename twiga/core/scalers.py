@@ -13,23 +13,21 @@ from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler, RobustScaler, Stan
 __all__ = ['apply_scaler']
 
 # %% ../../nbs/10a_core.scalers.ipynb #35959c64
-def _standard(s: StandardScaler, X: np.ndarray, inverse: bool) -> np.ndarray:
+def _center_scale(X: np.ndarray, center, scale, inverse: bool) -> np.ndarray:
+    "`(X - center) / scale` in place, or its inverse; a part that is None is skipped (the scaler's flag is off)."
     if inverse:
-        if s.with_std: X *= s.scale_
-        if s.with_mean: X += s.mean_
+        if scale is not None: X *= scale
+        if center is not None: X += center
     else:
-        if s.with_mean: X -= s.mean_
-        if s.with_std: X /= s.scale_
+        if center is not None: X -= center
+        if scale is not None: X /= scale
     return X
 
+def _standard(s: StandardScaler, X: np.ndarray, inverse: bool) -> np.ndarray:
+    return _center_scale(X, s.mean_ if s.with_mean else None, s.scale_ if s.with_std else None, inverse)
+
 def _robust(s: RobustScaler, X: np.ndarray, inverse: bool) -> np.ndarray:
-    if inverse:
-        if s.with_scaling: X *= s.scale_
-        if s.with_centering: X += s.center_
-    else:
-        if s.with_centering: X -= s.center_
-        if s.with_scaling: X /= s.scale_
-    return X
+    return _center_scale(X, s.center_ if s.with_centering else None, s.scale_ if s.with_scaling else None, inverse)
 
 # %% ../../nbs/10a_core.scalers.ipynb #b00932b8
 def _minmax(s: MinMaxScaler, X: np.ndarray, inverse: bool) -> np.ndarray:
