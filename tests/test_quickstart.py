@@ -34,11 +34,14 @@ def run(workdir, **kw):
 
 def test_quickstart_runs_every_stage_twice_in_the_same_folder_and_stops_its_servers(tmp_path, capfd):
     from mlflow import MlflowClient
+    from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from twiga.checkpoints import CheckpointStore
     from twiga.pipeline.quickstart import STAGES
     work = tmp_path / "qs"
-    first, text = run(work, use_prefect=True)  # no PREFECT_API_URL: it starts and stops a temporary server
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):  # the session's Prefect server may be set up
+        assert not PREFECT_API_URL.value()
+        first, text = run(work, use_prefect=True)  # no PREFECT_API_URL: it starts and stops a temporary server
     print(text)
     check_stages(first, text, STAGES)
     assert first["prefect_pid"] is not None and gone(first["prefect_pid"])

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-from fastcore.basics import patch
 
 from ..core.errors import TwigaError
 from ..core.io import utc_now
@@ -217,18 +216,16 @@ class PrefectAPI:
         if self._thread.ident is not None: self._thread.join()  # started: wait for it, then stop it
         if self.server is not None: self.server.stop()
 
-# %% ../../nbs/46_pipeline.quickstart.ipynb #daf95d40
-@patch
-@contextlib.contextmanager
-def flow_runs(self: PrefectAPI):
-    "Point Prefect at the temporary server for the flow runs inside (waiting until it is up)."
-    if not self.temporary:
-        yield
-        return
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-    self._thread.join()
-    if self.error is not None: raise self.error
-    with temporary_settings({PREFECT_API_URL: self.server.api_url}): yield
+    @contextlib.contextmanager
+    def flow_runs(self):
+        "Point Prefect at the temporary server for the flow runs inside (waiting until it is up)."
+        if not self.temporary:
+            yield
+            return
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+        self._thread.join()
+        if self.error is not None: raise self.error
+        with temporary_settings({PREFECT_API_URL: self.server.api_url}): yield
 
 # %% ../../nbs/46_pipeline.quickstart.ipynb #87605ec2
 def _fit(st, work: Path, p: Periods, quick: bool) -> dict:
