@@ -203,7 +203,11 @@ class PrefectAPI:
         try:
             from prefect.server.api.server import SubprocessASGIServer
             from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS
-            self.server = SubprocessASGIServer()
+
+            from twiga.serve.process import free_port
+            # a port of its own: `SubprocessASGIServer()` is one shared instance per port, and stopping the shared
+            # one would stop a temporary server something else in this process started (and still uses)
+            self.server = SubprocessASGIServer(port=free_port())
             self.server.start(timeout=max(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value(), 300))
             self.pid = self.server.server_process.pid  # the temporary server's process id, kept after it stops
         except Exception as e: self.error = e
