@@ -131,8 +131,10 @@ def _load(self: ModelLoader, version: int | None) -> ServedModel:
 @patch
 def _swap(self: ModelLoader, new: ServedModel, trigger: str) -> ServedModel:
     "Serve `new`: one assignment."
-    self._served, self._followed, self.last_error = new, new.version, None
+    # logged first: whoever sees the new version (a /health answer) has seen this line, which a notebook shows
+    # in the cell that checks, not in a later one
     log.info("Serving checkpoint version %s (%s)", new.version, trigger)
+    self._served, self._followed, self.last_error = new, new.version, None
     if self.on_swap is not None: self.on_swap(new, trigger)
     return new
 
