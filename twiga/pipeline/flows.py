@@ -8,13 +8,16 @@ from __future__ import annotations
 import contextlib
 import inspect
 import json
+import math
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from prefect import flow, task
 from prefect.context import FlowRunContext
+from scipy.stats import norm
 
 from ..core.errors import ConfigError, InvalidInputError
 from ..core.settings import load_settings
@@ -37,9 +40,10 @@ from twiga.pipeline.tasks import (
 )
 
 # %% auto #0
-__all__ = ['INTERVAL_NOMINAL', 'MAX_COVERAGE_GAP', 'FLOWS', 'training_flow', 'split_holdout', 'challenger_training_data',
-           'holdout_score', 'improvement', 'calibration_gap', 'log_retraining', 'retraining_flow', 'job_notebook_flow',
-           'build_deployment', 'serve_deployments']
+__all__ = ['INTERVAL_NOMINAL', 'MAX_COVERAGE_GAP', 'MIN_HOLDOUT_WINDOWS', 'COVERAGE_CONFIDENCE', 'FLOWS', 'training_flow',
+           'split_holdout', 'challenger_training_data', 'holdout_score', 'improvement', 'calibration_gap',
+           'coverage_interval', 'coverage_facts', 'judge_coverage', 'log_retraining', 'retraining_flow',
+           'job_notebook_flow', 'build_deployment', 'serve_deployments']
 
 # %% ../../nbs/42_pipeline.flows.ipynb #46109fa3
 def _run(step, **kwargs):
@@ -156,6 +160,67 @@ def calibration_gap(metrics: dict[str, dict[str, float]], # `{model: {metric: va
     if cov is None or cov != cov: return None
     return model_name, float(cov), float(cov) - nominal
 
+# %% ../../nbs/42_pipeline.flows.ipynb #2e9124f3
+MIN_HOLDOUT_WINDOWS = 30  # fewer holdout windows are too few to judge coverage (see `python -m bench holdout`)
+COVERAGE_CONFIDENCE = 0.95  # confidence of the coverage interval
+
+def _wilson(p: float, n: float, confidence: float) -> tuple[float, float]:
+    "Wilson score interval of a share `p` observed on `n` (effective) observations."
+    z = float(norm.ppf(0.5 + confidence / 2))
+    centre, half = p + z * z / (2 * n), z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, (centre - half) / (1 + z * z / n)), min(1.0, (centre + half) / (1 + z * z / n))
+
+def coverage_interval(window_coverage, # coverage of each scored window (one per window and target)
+                      window_points, # points scored in each window
+                      confidence: float = COVERAGE_CONFIDENCE, # of the interval
+                     ) -> dict[str, float]:
+    "Coverage over all points, its points and windows, and a confidence interval that counts the windows."
+    c, m = np.asarray(window_coverage, "float64"), np.asarray(window_points, "float64")
+    ok = ~np.isnan(c) & (m > 0)
+    c, m = c[ok], m[ok]
+    k, n = len(c), float(m.sum())
+    if k == 0: return {"coverage_points": 0, "coverage_windows": 0, "coverage_low": np.nan, "coverage_high": np.nan}
+    p, phi = float((c * m).sum() / n), n / k  # phi: each window one observation
+    if k >= MIN_HOLDOUT_WINDOWS and 0 < p < 1:
+        phi = min(max(float((m * (c - p) ** 2).sum()) / ((k - 1) * p * (1 - p)), 1.0), n / k)
+    lo, hi = _wilson(p, n / phi, confidence)
+    return {"coverage_points": int(n), "coverage_windows": k, "coverage_low": lo, "coverage_high": hi}
+
+def coverage_facts(summary: dict[str, dict[str, float]], # `metrics_summary(metrics_df)`
+                   metrics_df: pd.DataFrame, # per-window metrics (`coverage`, `n`) from `evaluate_model`
+                  ) -> dict[str, dict[str, float]]:
+    "`summary` with each model's coverage sample size and confidence interval added (`coverage_interval`)."
+    if "coverage" not in metrics_df.columns: return summary
+    for m, g in metrics_df.groupby("model", sort=False):
+        summary.setdefault(str(m), {}).update(coverage_interval(g["coverage"], g["n"]))
+    return summary
+
+# %% ../../nbs/42_pipeline.flows.ipynb #5e63baf0
+def judge_coverage(m: dict[str, float], # the deciding model's holdout metrics: `coverage` (and `coverage_facts`)
+                   nominal: float = INTERVAL_NOMINAL, # the intervals' nominal coverage
+                   max_gap: float | None = MAX_COVERAGE_GAP, # further off than this (significantly): refused
+                  ) -> tuple[bool, str]:
+    "(refuse, words): whether the holdout coverage refuses a promotion, and the coverage with its sample size in words."
+    cov, gap = float(m["coverage"]), float(m["coverage"]) - nominal
+    off = max_gap is not None and abs(gap) > max_gap + 1e-9  # exactly 5 points off is not "more than 5"
+    more = f" (more than {max_gap * 100:.0f})" if off else ""
+    if m.get("coverage_windows") is None:
+        return off, f"covered {cov:.2%} of the holdout" + (f", {abs(gap) * 100:.2f} points off nominal{more}" if off else "")
+    k, lo, hi = int(m["coverage_windows"]), float(m["coverage_low"]), float(m["coverage_high"])
+    words = (f"covered {cov:.2%} of the holdout ({int(m['coverage_points'])} points in {k} windows, "
+             f"{COVERAGE_CONFIDENCE:.0%} CI {lo:.0%}-{hi:.0%})")
+    if not off:
+        if k >= MIN_HOLDOUT_WINDOWS: return False, words
+        return False, f"{words}; {k} windows are too few to confirm it (at least {MIN_HOLDOUT_WINDOWS})"
+    words += f", {abs(gap) * 100:.2f} points {'under' if gap < 0 else 'over'} nominal{more}"
+    if gap < 0 and hi < nominal: return True, f"{words}, and the whole CI lies below nominal"
+    if gap > 0 and lo > nominal + max_gap: return True, f"{words}, and the whole CI lies above that: too wide"
+    why = (f"{k} windows are too few to judge (at least {MIN_HOLDOUT_WINDOWS}: a longer current period or a larger "
+           "`holdout_size`)" if k < MIN_HOLDOUT_WINDOWS else "the CI reaches back")
+    if gap > 0: why += ("; too-wide intervals on a short holdout are usual for calibrated ones (their misses cluster in "
+                        "a few days) and err on the safe side")
+    return False, f"{words}, not significantly: {why}; so coverage does not refuse it"
+
 # %% ../../nbs/42_pipeline.flows.ipynb #613a6406
 def _check_args(reference_data_path, current_data_path, metric_key, drift_threshold, min_improvement):
     for name, v in (("reference_data_path", reference_data_path), ("current_data_path", current_data_path)):
@@ -189,7 +254,7 @@ def _assess(champ, reference, current, report_dir, feature_cols, drift_method, h
                                         target_col=dp.targets[0], date_col=date_col, method=drift_method))
     earlier, holdout = split_holdout(current, champ, holdout_size)
     _, met = _run(evaluate_model, forecaster=champ, test_df=holdout, history_df=earlier)
-    return drift, earlier, holdout, metrics_summary(met)
+    return drift, earlier, holdout, coverage_facts(metrics_summary(met), met)
 
 def _challenge(champ, challenger, reference, earlier, holdout):
     "Fit a challenger with `challenger`'s (or the champion's) configuration and score it: (forecaster, metrics, error)."
@@ -197,7 +262,7 @@ def _challenge(champ, challenger, reference, earlier, holdout):
         fc = clone_forecaster(challenger if challenger is not None else champ)
         fc = _run(fit_forecaster, forecaster=fc, train_df=challenger_training_data(reference, earlier, champ))
         _, met = _run(evaluate_model, forecaster=fc, test_df=holdout, history_df=earlier)
-        return fc, metrics_summary(met), None
+        return fc, coverage_facts(metrics_summary(met), met), None
     except Exception as e:  # any failure of the retrain leaves the champion in place
         run_logger().error("Retraining failed: %s: %s", type(e).__name__, e)
         return None, {}, f"{type(e).__name__}: {e}"
@@ -216,12 +281,20 @@ def _promote(res, chall, store_dir, holdout, tracker, register, registered_model
         res.reload_url, res.reload_status, res.reload_error = answer["url"], answer["status"], answer["error"]
 
 # %% ../../nbs/42_pipeline.flows.ipynb #ae1774b2
+def _coverage_words(metrics, res, model_name, max_coverage_gap):
+    "(model, refuse, words) of the deciding model's holdout coverage; None when it has no intervals."
+    gap = calibration_gap(metrics, res.metric_key, model_name, res.minimize)
+    if gap is None: return None
+    return (gap[0], *judge_coverage(metrics[gap[0]], INTERVAL_NOMINAL, max_coverage_gap))
+
 def _decide(res, why, error, min_improvement, model_name, promote, max_coverage_gap=MAX_COVERAGE_GAP) -> None:
     "Fill `retrained`, scores and `reason` of `res`; call `promote()` when the challenger wins."
     champ_txt = f"champion (version {res.checkpoint_version}) stays current"
     if not why:
+        cov = _coverage_words(res.champion_metrics, res, model_name, None) if res.champion_metrics else None
+        cov_txt = f"; its {INTERVAL_NOMINAL:.0%} intervals ({cov[0]}) {cov[2]}" if cov else ""
         res.reason = (f"No retrain: drift share {res.drift_summary.dataset_drift_score:.2f} within threshold and "
-                      f"{res.metric_key} {res.champion_score:.4g} within threshold; {champ_txt}.")
+                      f"{res.metric_key} {res.champion_score:.4g} within threshold; {champ_txt}{cov_txt}.")
         return
     if error is not None:
         res.error, res.reason = error, f"Retrain ({'; '.join(why)}) failed: {error.rstrip('.')}; {champ_txt}."
@@ -231,18 +304,20 @@ def _decide(res, why, error, min_improvement, model_name, promote, max_coverage_
     res.improvement = improvement(res.champion_score, res.challenger_score, res.minimize)
     cmp = (f"challenger {res.metric_key} {res.challenger_score:.4g} vs champion {res.champion_score:.4g} "
            f"({res.improvement:+.1%})")
-    gap = calibration_gap(res.challenger_metrics, res.metric_key, model_name, res.minimize)
-    if gap is not None: res.challenger_coverage = gap[1]
-    if res.improvement > 0 and res.improvement >= min_improvement and max_coverage_gap is not None and \
-            gap is not None and abs(gap[2]) > max_coverage_gap + 1e-9:  # exactly 5 points off is not "more than 5"
-        res.reason = (f"Retrained ({'; '.join(why)}): {cmp}, but its {INTERVAL_NOMINAL:.0%} intervals ({gap[0]}) "
-                      f"covered {gap[1]:.2%} of the holdout, {abs(gap[2]) * 100:.2f} points off nominal (more than "
-                      f"{max_coverage_gap * 100:.0f}): not promoted; {champ_txt}.")
-    elif res.improvement > 0 and res.improvement >= min_improvement:
+    cov = _coverage_words(res.challenger_metrics, res, model_name, max_coverage_gap)
+    if cov is not None: res.challenger_coverage = float(res.challenger_metrics[cov[0]]["coverage"])
+    cov_txt = f"its {INTERVAL_NOMINAL:.0%} intervals ({cov[0]}) {cov[2]}" if cov else ""
+    better = res.improvement > 0 and res.improvement >= min_improvement
+    if better and cov is not None and cov[1]:
+        res.reason = (f"Retrained ({'; '.join(why)}): {cmp}, but {cov_txt}: not promoted; "
+                      f"{champ_txt}.")
+    elif better:
         promote()
-        res.reason = f"Retrained ({'; '.join(why)}): {cmp}; promoted as version {res.checkpoint_version}."
+        res.reason = (f"Retrained ({'; '.join(why)}): {cmp}; promoted as version {res.checkpoint_version}"
+                      f"{'; ' + cov_txt if cov_txt else ''}.")
     else:
-        res.reason = f"Retrained ({'; '.join(why)}): {cmp}, not better by at least {min_improvement:.1%}; {champ_txt}."
+        res.reason = (f"Retrained ({'; '.join(why)}): {cmp}, not better by at least {min_improvement:.1%}; {champ_txt}"
+                      f"{'; ' + cov_txt if cov_txt else ''}.")
 
 # %% ../../nbs/42_pipeline.flows.ipynb #e2755ef5
 @task(name="log_retraining", **TASK_OPTIONS)

@@ -127,7 +127,15 @@ def _metrics_table(metrics: dict, title: str):
     t = Table(title=title)
     cols = [c for c in ("mae", "rmse", "corr", "wmape", "smape", "coverage") if any(c in v for v in metrics.values())]
     t.add_column("model"); [t.add_column(c, justify="right") for c in cols]
-    for m, v in metrics.items(): t.add_row(m, *[f"{v[c]:,.3f}" if v.get(c) is not None else "-" for c in cols])
+    facts = any(v.get("coverage_windows") is not None for v in metrics.values())  # the holdout's sample size
+    if facts: t.add_column("95% CI", justify="right"); t.add_column("points / windows", justify="right")
+    for m, v in metrics.items():
+        row = [f"{v[c]:,.3f}" if v.get(c) is not None else "-" for c in cols]
+        if facts and v.get("coverage_windows") is not None:
+            row += [f"{v['coverage_low']:.2f}-{v['coverage_high']:.2f}",
+                    f"{v['coverage_points']:.0f} / {v['coverage_windows']:.0f}"]
+        elif facts: row += ["-", "-"]
+        t.add_row(m, *row)
     return t
 
 # %% ../../nbs/43_pipeline.jobs.ipynb #0e5d0daa
