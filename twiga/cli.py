@@ -98,7 +98,9 @@ def add_retrain(sub) -> None:
     r.add_argument("--metric", default="mae", choices=["mae", "rmse", "wmape", "smape", "corr"],
                    help="metric compared on the holdout")
     r.add_argument("--min-improvement", type=float, default=0.0, help="relative gain needed to promote (0.02 = 2%%)")
-    r.add_argument("--holdout-size", type=float, default=0.25, help="share of the current rows held out (default 0.25)")
+    r.add_argument("--holdout-size", type=float, default=0.25,
+                   help="share of the current rows held out (default 0.25); its interval coverage is judged from "
+                        "30 forecast windows on (MIN_HOLDOUT_WINDOWS), fewer are reported as too few to judge")
     r.add_argument("--reload-url",
                    help="serving API to POST /reload to after a promotion (X-API-Key from TWIGA_SERVE_API_KEY)")
     r.add_argument("--report-dir", help="drift reports (default: <TWIGA_SERVE_REPORT_DIR>/retraining)")

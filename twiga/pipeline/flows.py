@@ -216,7 +216,7 @@ def judge_coverage(m: dict[str, float], # the deciding model's holdout metrics: 
     if gap < 0 and hi < nominal: return True, f"{words}, and the whole CI lies below nominal"
     if gap > 0 and lo > nominal + max_gap: return True, f"{words}, and the whole CI lies above that: too wide"
     why = (f"{k} windows are too few to judge (at least {MIN_HOLDOUT_WINDOWS}: a longer current period or a larger "
-           "`holdout_size`)" if k < MIN_HOLDOUT_WINDOWS else "the CI reaches back")
+           "`holdout_size`)" if k < MIN_HOLDOUT_WINDOWS else f"the CI reaches {nominal + (max_gap if gap > 0 else 0):.0%}")
     if gap > 0: why += ("; too-wide intervals on a short holdout are usual for calibrated ones (their misses cluster in "
                         "a few days) and err on the safe side")
     return False, f"{words}, not significantly: {why}; so coverage does not refuse it"
