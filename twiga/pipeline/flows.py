@@ -146,7 +146,7 @@ def improvement(champion: float, challenger: float, minimize: bool = True) -> fl
 
 # %% ../../nbs/42_pipeline.flows.ipynb #d86ca93b
 INTERVAL_NOMINAL = 0.9  # the coverage of the intervals `evaluate_model` scores
-MAX_COVERAGE_GAP = 0.05  # a challenger whose holdout coverage is further than this from nominal is not promoted
+MAX_COVERAGE_GAP = 0.05  # a challenger whose coverage is (significantly) further off nominal is not promoted
 
 def calibration_gap(metrics: dict[str, dict[str, float]], # `{model: {metric: value}}`, with `coverage`
                     metric_key: str = "mae", model_name: str | None = None, minimize: bool = True, # as `holdout_score`
@@ -363,7 +363,7 @@ def retraining_flow(forecaster=None, # the champion: fitted, or unfitted (its co
                     run_name: str | None = None, # MLflow run name
                     fastapi_reload_url: str | None = None, # serving API to POST /reload to after a promotion
                     min_improvement: float = 0.0, # relative gain the challenger needs to be promoted (0.02 = 2 %)
-                    max_coverage_gap: float | None = MAX_COVERAGE_GAP, # holdout coverage off nominal: no promotion
+                    max_coverage_gap: float | None = MAX_COVERAGE_GAP, # coverage further off: no promotion (`judge_coverage`)
                     holdout_size: float = 0.25, # share of the current rows held out for the comparison
                     checkpoint_dir: str | None = None, # checkpoint store; default the forecaster's `checkpoints_path`
                     report_dir: str | None = None, # drift reports; default `<TWIGA_SERVE_REPORT_DIR>/retraining`
