@@ -281,6 +281,17 @@ def _ask(server, path: str, body: dict) -> dict:
     if status != 200: raise TwigaError(f"POST {path} answered HTTP {status}: {answer}")
     return answer
 
+def _preload_drift() -> threading.Thread:
+    "Import Evidently (6-10 s) in a background thread; the drift stage joins it (an error there is raised again)."
+    def load():
+        with contextlib.suppress(Exception):
+            from twiga.monitoring.reports import _evidently
+            _evidently()
+            import evidently.metrics  # noqa: F401
+    t = threading.Thread(target=load, name="twiga-preload-evidently", daemon=True)
+    t.start()
+    return t
+
 def _serve(st, r: dict, server) -> None:
     "Stages `serve` and `monitor`: forecasts over HTTP, then the actuals that followed."
     fc, parts = r["fc"], r["parts"]
@@ -289,6 +300,7 @@ def _serve(st, r: dict, server) -> None:
     body = {"records": to_records(parts["known"].tail(lookback), dcol)}  # the latest lookback: the next day
     days = {"records": to_records(pd.concat([parts["known"].tail(lookback), served]), dcol), "all_windows": True}
     with st("serve"):
+        preload = _preload_drift()  # while this thread waits on the starting server
         server.start()
         point = _ask(server, "/predict", body)
         interval = _ask(server, "/predict-interval", days | {"coverage": 0.9})
@@ -301,7 +313,8 @@ def _serve(st, r: dict, server) -> None:
         frame = answer_frame(interval)
         cov, n = interval_coverage(frame[frame["model"] == "lightgbm"], actuals, target, dcol)
     r.update(served_version=point["version"], interval=frame, served_mae=perf["mae"], served_n=perf["n"],
-             served_coverage=perf.get("coverage", cov), served_coverage_n=n, monitor_report=perf.get("report_path"))
+             served_coverage=perf.get("coverage", cov), served_coverage_n=n, monitor_report=perf.get("report_path"),
+             preload=preload)
     st.say(f"served lightgbm on {perf['n']} observed hours: MAE {perf['mae']:,.0f} MWh; its 90 % interval held "
            f"{r['served_coverage']:.1%} of them")
 
@@ -311,6 +324,9 @@ def _drift(st, r: dict, work: Path) -> None:
     from twiga.pipeline.tasks import run_drift_check
     fc, parts = r["fc"], r["parts"]
     with st("drift"):
+        t0 = time.perf_counter()
+        r.pop("preload").join()
+        log.info("drift: waited %.1f s for the Evidently import started at the serve stage", time.perf_counter() - t0)
         d = DriftSummary.from_dict(run_drift_check.fn(
             reference_df=parts["known"], current_df=parts["later"], report_dir=work / "reports",
             feature_cols=fc.data_params.exogenous_features, target_col=fc.data_params.targets[0]))
