@@ -57,9 +57,11 @@ def parse_period(period: str, name: str = "period") -> pd.Timedelta:
     if step <= pd.Timedelta(0): raise ValueError(f"Argument `{name}` must be a positive step. Got {period!r}.")
     return step
 
+_DAY = pd.Timedelta(days=1)
+
 def steps_per_day(step: pd.Timedelta) -> int:
     "Rows per day at `step` (1 if a step is a day or longer): the daily season in rows."
-    return max(1, int(pd.Timedelta("1D") // step))
+    return max(1, int(_DAY // step))
 
 # %% ../../nbs/10_core.config.ipynb #a5bc4205
 CALENDAR_FEATURES = ("hour", "dayofweek", "weekend", "month", "dayofyear", "day_night", "us_holiday", "holiday",

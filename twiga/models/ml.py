@@ -137,11 +137,12 @@ def anchor_design(X: np.ndarray, # features from `lgbm_features`
     "The anchor's regressors: lags, last value, and a hinge basis of the covariates."
     cols = [X[:, i] for i, n in enumerate(names) if n.startswith("lag_") or n == "last_value"]
     for n, ks in knots.items():
+        at = np.array([k for _, k in ks], dtype=np.float32)  # hinges above the upper knots, below the lower ones
+        sign = np.array([1 if q >= 0.5 else -1 for q, _ in ks], dtype=np.float32)
         for f in (n, f"{n}_lag_day1", f"{n}_mean_1d", f"{n}_mean_1d_lag_day1"):
             if f in names:
                 v = X[:, names.index(f)]
-                cols += [v] + [np.maximum(v - np.float32(k), 0) if q >= 0.5 else np.maximum(np.float32(k) - v, 0)
-                               for q, k in ks]
+                cols += [v, *np.maximum((v[:, None] - at) * sign, 0).T]
     out = np.empty((len(X), len(cols)), dtype=np.float32)
     for i, col in enumerate(cols): out[:, i] = col
     return out
