@@ -263,6 +263,7 @@ def _track_and_save(st, r: dict, uri: str, stamp: str) -> None:
     from twiga.pipeline.tasks import save_checkpoint, track_training
     fc, parts = r["fc"], r["parts"]
     with st("track"):
+        r["warm"].wait("mlflow store")
         r["run_id"] = track_training.fn(forecaster=fc, train_df=parts["train"], test_df=parts["test"],
                                         predictions_df=r["preds"], metrics_df=r["met"], experiment="twiga-quickstart",
                                         run_name=f"quickstart-{stamp}", data_path=str(r["paths"]["known"]),
@@ -281,16 +282,31 @@ def _ask(server, path: str, body: dict) -> dict:
     if status != 200: raise TwigaError(f"POST {path} answered HTTP {status}: {answer}")
     return answer
 
-def _preload_drift() -> threading.Thread:
-    "Import Evidently (6-10 s) in a background thread; the drift stage joins it (an error there is raised again)."
-    def load():
-        with contextlib.suppress(Exception):
-            from twiga.monitoring.reports import _evidently
-            _evidently()
-            import evidently.metrics  # noqa: F401
-    t = threading.Thread(target=load, name="twiga-preload-evidently", daemon=True)
-    t.start()
-    return t
+class _Warm:
+    "Slow set-up a later stage needs, done meanwhile in background threads: `start` it early, `wait` in the stage."
+    def __init__(self): self.threads = {}
+
+    def start(self, name: str, fn) -> None:
+        def run():  # a failure is not kept: the stage that needs the work does it again and meets the error itself
+            with contextlib.suppress(Exception): fn()
+        self.threads[name] = threading.Thread(target=run, name=f"twiga-warm-{name}", daemon=True)
+        self.threads[name].start()
+
+    def wait(self, name: str) -> None:
+        t0, thread = time.perf_counter(), self.threads.pop(name, None)
+        if thread is not None: thread.join()
+        log.info("waited %.1f s for the background set-up `%s`", time.perf_counter() - t0, name)
+
+def _import_evidently() -> None:
+    "Import Evidently (6-10 s) and register twiga's drift test."
+    from twiga.monitoring.reports import _evidently
+    _evidently()
+    import evidently.metrics  # noqa: F401
+
+def _open_store(uri: str) -> None:
+    "Open the MLflow store at `uri`: a new SQLite file gets MLflow's tables (its schema migrations, 4-9 s)."
+    from twiga.tracking import TwigaTracker
+    _ = TwigaTracker(experiment="twiga-quickstart", tracking_uri=uri).client
 
 def _serve(st, r: dict, server) -> None:
     "Stages `serve` and `monitor`: forecasts over HTTP, then the actuals that followed."
@@ -300,7 +316,7 @@ def _serve(st, r: dict, server) -> None:
     body = {"records": to_records(parts["known"].tail(lookback), dcol)}  # the latest lookback: the next day
     days = {"records": to_records(pd.concat([parts["known"].tail(lookback), served]), dcol), "all_windows": True}
     with st("serve"):
-        preload = _preload_drift()  # while this thread waits on the starting server
+        r["warm"].start("evidently", _import_evidently)  # while this thread waits on the starting server
         server.start()
         point = _ask(server, "/predict", body)
         interval = _ask(server, "/predict-interval", days | {"coverage": 0.9})
@@ -313,8 +329,7 @@ def _serve(st, r: dict, server) -> None:
         frame = answer_frame(interval)
         cov, n = interval_coverage(frame[frame["model"] == "lightgbm"], actuals, target, dcol)
     r.update(served_version=point["version"], interval=frame, served_mae=perf["mae"], served_n=perf["n"],
-             served_coverage=perf.get("coverage", cov), served_coverage_n=n, monitor_report=perf.get("report_path"),
-             preload=preload)
+             served_coverage=perf.get("coverage", cov), served_coverage_n=n, monitor_report=perf.get("report_path"))
     st.say(f"served lightgbm on {perf['n']} observed hours: MAE {perf['mae']:,.0f} MWh; its 90 % interval held "
            f"{r['served_coverage']:.1%} of them")
 
@@ -324,9 +339,7 @@ def _drift(st, r: dict, work: Path) -> None:
     from twiga.pipeline.tasks import run_drift_check
     fc, parts = r["fc"], r["parts"]
     with st("drift"):
-        t0 = time.perf_counter()
-        r.pop("preload").join()
-        log.info("drift: waited %.1f s for the Evidently import started at the serve stage", time.perf_counter() - t0)
+        r["warm"].wait("evidently")
         d = DriftSummary.from_dict(run_drift_check.fn(
             reference_df=parts["known"], current_df=parts["later"], report_dir=work / "reports",
             feature_cols=fc.data_params.exogenous_features, target_col=fc.data_params.targets[0]))
@@ -433,11 +446,13 @@ def quickstart(workdir: str | Path = "twiga-quickstart", # where data, config, c
     st = _Stages(con, log_path)
     server = ServerProcess(work / "checkpoints", work / "reports" / "serve", work / "logs" / f"uvicorn-{stamp}.log",
                            env={"TWIGA_LOG_LEVEL": "WARNING"})
-    r = dict(workdir=str(work), tracking_uri=uri, log_path=str(log_path), stages=st.seconds, prefect_pid=None)
+    r = dict(workdir=str(work), tracking_uri=uri, log_path=str(log_path), stages=st.seconds, prefect_pid=None,
+             warm=_Warm())
     with quiet(log_path):
         log.info("quickstart in %s (quick=%s, use_prefect=%s)", work, quick, use_prefect)
         try:
             with PrefectAPI(use_prefect) as prefect:  # the temporary Prefect server starts meanwhile
+                r["warm"].start("mlflow store", lambda: _open_store(uri))  # and the store, while LightGBM fits
                 r.update(_fit(st, work, QUICK if quick else FULL, quick))
                 _track_and_save(st, r, uri, stamp)
                 _serve(st, r, server)
@@ -452,4 +467,4 @@ def quickstart(workdir: str | Path = "twiga-quickstart", # where data, config, c
     _summary(con, r)
     _next(con, r)
     if con.record: con.save_text(str(work / "quickstart.txt"))  # what it printed (README material)
-    return {k: v for k, v in r.items() if k not in ("fc", "parts", "preds", "met", "interval", "config")}
+    return {k: v for k, v in r.items() if k not in ("fc", "parts", "preds", "met", "interval", "config", "warm")}
