@@ -205,7 +205,8 @@ def judge_coverage(m: dict[str, float], # the deciding model's holdout metrics: 
     off = max_gap is not None and abs(gap) > max_gap + 1e-9  # exactly 5 points off is not "more than 5"
     more = f" (more than {max_gap * 100:.0f})" if off else ""
     if m.get("coverage_windows") is None:
-        return off, f"covered {cov:.2%} of the holdout" + (f", {abs(gap) * 100:.2f} points off nominal{more}" if off else "")
+        words = f"covered {cov:.2%} of the holdout"
+        return off, words + (f", {abs(gap) * 100:.2f} points off nominal{more}" if off else "")
     k, lo, hi = int(m["coverage_windows"]), float(m["coverage_low"]), float(m["coverage_high"])
     words = (f"covered {cov:.2%} of the holdout ({int(m['coverage_points'])} points in {k} windows, "
              f"{COVERAGE_CONFIDENCE:.0%} CI {lo:.0%}-{hi:.0%})")
@@ -215,10 +216,13 @@ def judge_coverage(m: dict[str, float], # the deciding model's holdout metrics: 
     words += f", {abs(gap) * 100:.2f} points {'under' if gap < 0 else 'over'} nominal{more}"
     if gap < 0 and hi < nominal: return True, f"{words}, and the whole CI lies below nominal"
     if gap > 0 and lo > nominal + max_gap: return True, f"{words}, and the whole CI lies above that: too wide"
-    why = (f"{k} windows are too few to judge (at least {MIN_HOLDOUT_WINDOWS}: a longer current period or a larger "
-           "`holdout_size`)" if k < MIN_HOLDOUT_WINDOWS else f"the CI reaches {nominal + (max_gap if gap > 0 else 0):.0%}")
-    if gap > 0: why += ("; too-wide intervals on a short holdout are usual for calibrated ones (their misses cluster in "
-                        "a few days) and err on the safe side")
+    if k < MIN_HOLDOUT_WINDOWS:
+        why = (f"{k} windows are too few to judge (at least {MIN_HOLDOUT_WINDOWS}: a longer current period or a larger "
+               "`holdout_size`)")
+    else: why = f"the CI reaches {nominal + (max_gap if gap > 0 else 0):.0%}"
+    if gap > 0:
+        why += ("; too-wide intervals on a short holdout are usual for calibrated ones (their misses cluster in a few "
+                "days) and err on the safe side")
     return False, f"{words}, not significantly: {why}; so coverage does not refuse it"
 
 # %% ../../nbs/42_pipeline.flows.ipynb #613a6406
@@ -363,7 +367,7 @@ def retraining_flow(forecaster=None, # the champion: fitted, or unfitted (its co
                     run_name: str | None = None, # MLflow run name
                     fastapi_reload_url: str | None = None, # serving API to POST /reload to after a promotion
                     min_improvement: float = 0.0, # relative gain the challenger needs to be promoted (0.02 = 2 %)
-                    max_coverage_gap: float | None = MAX_COVERAGE_GAP, # coverage further off: no promotion (`judge_coverage`)
+                    max_coverage_gap: float | None = MAX_COVERAGE_GAP, # further off: not promoted (`judge_coverage`)
                     holdout_size: float = 0.25, # share of the current rows held out for the comparison
                     checkpoint_dir: str | None = None, # checkpoint store; default the forecaster's `checkpoints_path`
                     report_dir: str | None = None, # drift reports; default `<TWIGA_SERVE_REPORT_DIR>/retraining`
