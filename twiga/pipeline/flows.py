@@ -313,8 +313,7 @@ def _decide(res, why, error, min_improvement, model_name, promote, max_coverage_
     cov_txt = f"its {INTERVAL_NOMINAL:.0%} intervals ({cov[0]}) {cov[2]}" if cov else ""
     better = res.improvement > 0 and res.improvement >= min_improvement
     if better and cov is not None and cov[1]:
-        res.reason = (f"Retrained ({'; '.join(why)}): {cmp}, but {cov_txt}: not promoted; "
-                      f"{champ_txt}.")
+        res.reason = f"Retrained ({'; '.join(why)}): {cmp}, but {cov_txt}: not promoted; {champ_txt}."
     elif better:
         promote()
         res.reason = (f"Retrained ({'; '.join(why)}): {cmp}; promoted as version {res.checkpoint_version}"

@@ -231,6 +231,34 @@ class PrefectAPI:
         if self.error is not None: raise self.error
         with temporary_settings({PREFECT_API_URL: self.server.api_url}): yield
 
+# %% ../../nbs/46_pipeline.quickstart.ipynb #d2293aba
+class _Warm:
+    "Slow set-up a later stage needs, done meanwhile in background threads: `start` it early, `wait` in the stage."
+    def __init__(self): self.threads = {}
+
+    def start(self, name: str, fn) -> None:
+        def run():  # a failure is not kept: the stage that needs the work does it again and meets the error itself
+            with contextlib.suppress(Exception): fn()
+        self.threads[name] = threading.Thread(target=run, name=f"twiga-warm-{name}", daemon=True)
+        self.threads[name].start()
+
+    def wait(self, name: str) -> None:
+        t0, thread = time.perf_counter(), self.threads.pop(name, None)
+        if thread is not None: thread.join()
+        log.info("waited %.1f s for the background set-up `%s`", time.perf_counter() - t0, name)
+
+def _import_evidently() -> None:
+    "Import Evidently (6-10 s) and register twiga's drift test."
+    from twiga.monitoring.reports import _evidently
+    _evidently()
+    import evidently.metrics  # noqa: F401
+
+def _open_store(uri: str) -> None:
+    "Open the MLflow store at `uri`: a new SQLite file gets MLflow's tables (its schema migrations, 4-9 s)."
+    from twiga.tracking import TwigaTracker
+    _ = TwigaTracker(experiment="twiga-quickstart", tracking_uri=uri).client
+
+
 # %% ../../nbs/46_pipeline.quickstart.ipynb #87605ec2
 def _fit(st, work: Path, p: Periods, quick: bool) -> dict:
     "Stages `data` and `fit`: the data files, the config, the fitted forecaster and its test metrics."
@@ -281,32 +309,6 @@ def _ask(server, path: str, body: dict) -> dict:
     status, answer = server.request("POST", path, body)
     if status != 200: raise TwigaError(f"POST {path} answered HTTP {status}: {answer}")
     return answer
-
-class _Warm:
-    "Slow set-up a later stage needs, done meanwhile in background threads: `start` it early, `wait` in the stage."
-    def __init__(self): self.threads = {}
-
-    def start(self, name: str, fn) -> None:
-        def run():  # a failure is not kept: the stage that needs the work does it again and meets the error itself
-            with contextlib.suppress(Exception): fn()
-        self.threads[name] = threading.Thread(target=run, name=f"twiga-warm-{name}", daemon=True)
-        self.threads[name].start()
-
-    def wait(self, name: str) -> None:
-        t0, thread = time.perf_counter(), self.threads.pop(name, None)
-        if thread is not None: thread.join()
-        log.info("waited %.1f s for the background set-up `%s`", time.perf_counter() - t0, name)
-
-def _import_evidently() -> None:
-    "Import Evidently (6-10 s) and register twiga's drift test."
-    from twiga.monitoring.reports import _evidently
-    _evidently()
-    import evidently.metrics  # noqa: F401
-
-def _open_store(uri: str) -> None:
-    "Open the MLflow store at `uri`: a new SQLite file gets MLflow's tables (its schema migrations, 4-9 s)."
-    from twiga.tracking import TwigaTracker
-    _ = TwigaTracker(experiment="twiga-quickstart", tracking_uri=uri).client
 
 def _serve(st, r: dict, server) -> None:
     "Stages `serve` and `monitor`: forecasts over HTTP, then the actuals that followed."
