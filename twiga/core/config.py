@@ -61,7 +61,7 @@ _DAY = pd.Timedelta(days=1)
 
 def steps_per_day(step: pd.Timedelta) -> int:
     "Rows per day at `step` (1 if a step is a day or longer): the daily season in rows."
-    return max(1, int(_DAY // step))
+    return max(1, _DAY.value // pd.Timedelta(step).value)  # integers: a forecast asks this a few times
 
 # %% ../../nbs/10_core.config.ipynb #a5bc4205
 CALENDAR_FEATURES = ("hour", "dayofweek", "weekend", "month", "dayofyear", "day_night", "us_holiday", "holiday",

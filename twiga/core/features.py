@@ -30,45 +30,52 @@ __all__ = ['validate_columns', 'validate_frame', 'day_night', 'calendar_features
            'SeriesPipeline', 'extend_columns', 'extend_covariates']
 
 # %% ../../nbs/11_core.features.ipynb #89770bbd
-def _check_columns(df, cols: list[str], what: str = "df"):
-    "Raise if any of `cols` is missing from `df`, suggesting the closest existing name."
-    if not isinstance(df, pd.DataFrame):
-        raise InvalidInputError(f"Argument `{what}` must be a pandas DataFrame. Got {type(df).__name__}.")
-    missing = [c for c in cols if c not in df.columns]
+def _check_columns(df, cols: list[str], what: str = "df", columns: bool = False):
+    "Raise if any of `cols` is missing from `df` (a frame; or, with `columns`, a dict of columns), naming the closest."
+    if not isinstance(df, pd.DataFrame) and not (columns and isinstance(df, dict)):
+        kind = "a pandas DataFrame" + (" or a dict of columns" if columns else "")
+        raise InvalidInputError(f"Argument `{what}` must be {kind}. Got {type(df).__name__}.")
+    present = list(df.columns) if isinstance(df, pd.DataFrame) else list(df)
+    missing = [c for c in cols if c not in present]
     if not missing: return
     hints = [f"{c!r} (did you mean {m[0]!r}?)"
-             if (m := difflib.get_close_matches(c, map(str, df.columns), n=1)) else repr(c) for c in missing]
-    raise InvalidInputError(f"Column(s) {', '.join(hints)} missing from `{what}`. Got columns {list(df.columns)}.")
+             if (m := difflib.get_close_matches(c, map(str, present), n=1)) else repr(c) for c in missing]
+    raise InvalidInputError(f"Column(s) {', '.join(hints)} missing from `{what}`. Got columns {present}.")
 
 # %% ../../nbs/11_core.features.ipynb #6f274305
-def _parse_times(s: pd.Series, name: str) -> pd.Series:
-    "`s` as datetimes, raising on values that are not timestamps."
-    if pd.api.types.is_datetime64_any_dtype(s): out = s
+def _parse_times(s, name: str) -> pd.DatetimeIndex:
+    "`s` (a column, or a `DatetimeIndex`) as a `DatetimeIndex`, raising on values that are not timestamps."
+    if isinstance(s, pd.DatetimeIndex): out = s
+    elif pd.api.types.is_datetime64_any_dtype(s): out = pd.DatetimeIndex(s)
     else:
-        try: out = pd.to_datetime(s, format="mixed")
-        except (ValueError, TypeError): out = pd.to_datetime(s, errors="coerce", utc=True, format="mixed")
+        try: out = pd.DatetimeIndex(pd.to_datetime(s, format="mixed"))
+        except (ValueError, TypeError): out = pd.DatetimeIndex(pd.to_datetime(s, errors="coerce", utc=True,
+                                                                              format="mixed"))
     bad = out.isna()
     if bad.any():
-        i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise InvalidInputError(f"Column `{name}` must hold timestamps; row {i} has {s.iloc[i]!r} "
+        i = int(np.flatnonzero(bad)[0])
+        got = s.iloc[i] if isinstance(s, pd.Series) else s[i]
+        raise InvalidInputError(f"Column `{name}` must hold timestamps; row {i} has {got!r} "
                                 f"({int(bad.sum())} bad value(s) in all).")
     return out
 
-def _check_steps(t: pd.Series, step: pd.Timedelta, name: str, period: str):
+def _check_steps(t: pd.DatetimeIndex, step: pd.Timedelta, name: str, period: str):
     "Raise unless `t` is unique, increasing and regular at `step`."
-    d = np.diff(pd.DatetimeIndex(t).asi8)
+    d = np.diff(t.asi8)
     if (d == step.value).all(): return
     for cond, what in ((d == 0, "duplicate timestamps"), (d < 0, "timestamps out of order (they must increase)"),
                        (d != step.value, f"irregular steps against `period`={period!r}")):
         if cond.any():
             i = int(np.flatnonzero(cond)[0]) + 1
-            raise InvalidInputError(f"Column `{name}` has {what}: row {i - 1} is {t.iloc[i - 1]} and row {i} is "
-                                    f"{t.iloc[i]} ({int(cond.sum())} such step(s)).")
+            raise InvalidInputError(f"Column `{name}` has {what}: row {i - 1} is {t[i - 1]} and row {i} is "
+                                    f"{t[i]} ({int(cond.sum())} such step(s)).")
 
 # %% ../../nbs/11_core.features.ipynb #7c1a6377
-def _numeric(df: pd.DataFrame, col: str) -> np.ndarray:
+def _numeric(df: pd.DataFrame | dict, col: str) -> np.ndarray:
     "Column `col` as float64, raising on values that are not numbers."
     s = df[col]
+    if isinstance(s, np.ndarray) and s.dtype == np.float64 and s.ndim == 1: return s  # a column of a dict, as is
+    if not isinstance(s, pd.Series): s = pd.Series(s)
     if pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s):
         return s.to_numpy(dtype="float64", na_value=np.nan)
     num = pd.to_numeric(s, errors="coerce")
@@ -80,7 +87,7 @@ def _numeric(df: pd.DataFrame, col: str) -> np.ndarray:
     return num.to_numpy(dtype="float64")
 
 # %% ../../nbs/11_core.features.ipynb #243b49de
-def validate_columns(df: pd.DataFrame, # the input frame
+def validate_columns(df: pd.DataFrame | dict, # the input frame, or a dict of equal-length columns
                      config: DataPipelineConfig, # what the frame must hold
                      require_target: bool = True, # the target column(s) must be present, with at least one value
                      min_rows: int | None = None, # fewest rows accepted; default `config.lookback_window_size`
@@ -89,10 +96,11 @@ def validate_columns(df: pd.DataFrame, # the input frame
     "`validate_frame`'s checks; the clean columns as arrays (the date column a `DatetimeIndex`), no frame built."
     cols = config.input_columns if require_target else [c for c in config.input_columns
                                                         if c not in config.targets or c in getattr(df, "columns", [])]
-    _check_columns(df, cols, name)
+    _check_columns(df, cols, name, columns=True)
+    n = _n_rows(df, cols, name)
     min_rows = config.lookback_window_size if min_rows is None else min_rows
-    if len(df) < min_rows:
-        raise InvalidInputError(f"Argument `{name}` has {len(df)} rows; at least {min_rows} are needed (one lookback "
+    if n < min_rows:
+        raise InvalidInputError(f"Argument `{name}` has {n} rows; at least {min_rows} are needed (one lookback "
                                 f"window of `lookback_window_size`={config.lookback_window_size}).")
     times = _parse_times(df[config.date_column], config.date_column)
     _check_steps(times, config.step, config.date_column, config.period)
@@ -101,11 +109,19 @@ def validate_columns(df: pd.DataFrame, # the input frame
         if (n := int(np.isnan(values[c]).sum())):
             i = int(np.flatnonzero(np.isnan(values[c]))[0])
             raise InvalidInputError(f"Exogenous column `{c}` has {n} missing value(s), first at row {i} "
-                                    f"({times.iloc[i]}); covariates are needed on every row.")
+                                    f"({times[i]}); covariates are needed on every row.")
     for c in config.targets:
         if c in values and require_target and np.isnan(values[c]).all():
             raise InvalidInputError(f"Target column `{c}` has no values: all {len(times)} are missing.")
-    return {config.date_column: pd.DatetimeIndex(times), **values}
+    return {config.date_column: times, **values}
+
+def _n_rows(df: pd.DataFrame | dict, cols: list[str], name: str) -> int:
+    "Rows of a frame, or of a dict whose `cols` must be of one length."
+    if isinstance(df, pd.DataFrame): return len(df)
+    lengths = {c: len(df[c]) for c in cols}
+    if len(set(lengths.values())) > 1:
+        raise InvalidInputError(f"Argument `{name}` must hold columns of one length. Got lengths {lengths}.")
+    return next(iter(lengths.values()), 0)
 
 def validate_frame(df: pd.DataFrame, # the input frame
                    config: DataPipelineConfig, # what the frame must hold
@@ -283,7 +299,8 @@ def _calendar(self: SeriesPipeline, times: pd.DatetimeIndex, keep: int = 64) -> 
 def transform(self: SeriesPipeline, df: pd.DataFrame | dict) -> SeriesData:
     "`df` (validated, or `validate_columns`' arrays) as `SeriesData` in model units."
     self._check_fitted(); c = self.config
-    times = pd.DatetimeIndex(df[c.date_column]); n = len(times)
+    times = df[c.date_column]; n = len(times)
+    if not isinstance(times, pd.DatetimeIndex): times = pd.DatetimeIndex(times)
     y = np.column_stack([np.asarray(df[t], "float64") if t in df else np.full(n, np.nan) for t in c.targets])
     x = np.empty((n, 0))
     if c.exogenous_features: x = np.column_stack([np.asarray(df[f], "float64") for f in c.exogenous_features])
@@ -299,6 +316,13 @@ def inverse_target(self: SeriesPipeline, a: np.ndarray) -> np.ndarray:
     return apply_scaler(self.target_scaler_, a.reshape(-1, a.shape[-1]), inverse=True).reshape(a.shape)
 
 # %% ../../nbs/11_core.features.ipynb #6ed38751
+def _more_times(times: pd.DatetimeIndex, step: pd.Timedelta, n: int) -> pd.DatetimeIndex:
+    "`times` and `n` more, `step` apart: `times.append(pd.date_range(...))` in integers, a tenth of its cost."
+    ns = times.asi8  # in the index's unit, from the epoch in UTC
+    more = ns[-1] + pd.Timedelta(step).value // pd.Timedelta(1, times.unit).value * np.arange(1, n + 1)
+    arr = np.concatenate([ns, more]).view(f"M8[{times.unit}]")
+    return pd.DatetimeIndex(arr) if times.tz is None else pd.DatetimeIndex(arr, tz="UTC").tz_convert(times.tz)
+
 def extend_columns(cols: dict, # a validated frame's columns (`validate_columns`)
                    config: DataPipelineConfig, # gives the date column, step and covariates
                    n: int, # rows to append
@@ -312,8 +336,7 @@ def extend_columns(cols: dict, # a validated frame's columns (`validate_columns`
     out = {}
     for c, v in cols.items():
         if c == dcol:
-            times = pd.DatetimeIndex(v)
-            out[c] = times.append(pd.date_range(times[-1] + step, periods=n, freq=step))
+            out[c] = _more_times(v if isinstance(v, pd.DatetimeIndex) else pd.DatetimeIndex(v), step, n)
             continue
         a = np.asarray(v)
         if c in config.exogenous_features: out[c] = a[src]

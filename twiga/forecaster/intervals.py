@@ -13,7 +13,7 @@ from ..core.errors import InvalidInputError
 from .calibration import Calibration, as_calibration
 from .conformal import ScoreModel, bounds, check_coverage, fit_scores
 from .core import TwigaForecaster
-from .predict import ENSEMBLE, _combine, _tidy
+from .predict import ENSEMBLE, _combine, _tidy, _tidy_columns
 
 # %% auto #0
 __all__ = ['conformal_offsets']
@@ -82,6 +82,24 @@ def predict_interval(self: TwigaForecaster,
                 lower=lower, upper=upper)
     out.attrs["covariates"] = note  # as `forecast`'s
     return out
+
+# %% ../../nbs/16c_forecaster.intervals.ipynb #fd7cbaf6
+@patch
+def forecast_columns(self: TwigaForecaster,
+                     df: pd.DataFrame | dict, # as for `forecast`, or a dict of equal-length columns
+                     coverage: float | None = None, # with a coverage, `predict_interval`'s `lower` and `upper` too
+                     all_windows: bool = False, # every window of `predict` instead of the latest one
+                     ensemble_strategy: str | None = None, # "mean" or "median" adds `model="ensemble"`
+                     states: dict | None = None, # as for `predict_interval`
+                    ) -> tuple[dict[str, np.ndarray | pd.DatetimeIndex], str]:
+    "The columns of `forecast`'s (or `predict_interval`'s) frame as arrays, and where the covariates came from."
+    if coverage is not None: check_coverage(coverage)
+    s, origins, preds, note = self._forecasts(df, all_windows, ensemble_strategy)
+    extra = {} if coverage is None else dict(zip(("lower", "upper"),
+                                                 self._bounds(preds, coverage, ensemble_strategy, states), strict=True))
+    cols = _tidy_columns(s.times, origins, preds, self.data_params.targets, self.window.horizon,
+                         window_column=all_windows, **extra)
+    return cols, note
 
 # %% ../../nbs/16c_forecaster.intervals.ipynb #75d95bdb
 def conformal_offsets(residuals: np.ndarray, # (n, horizon, n_targets) calibration residuals y - ŷ, NaN where unknown

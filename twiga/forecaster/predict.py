@@ -95,15 +95,15 @@ def predict(self: TwigaForecaster,
     return self._forecast_arrays(s, origins), info
 
 # %% ../../nbs/16b_forecaster.predict.ipynb #49c93262
-def _tidy(times: pd.DatetimeIndex, # the series' timestamps
+def _tidy_columns(times: pd.DatetimeIndex, # the series' timestamps
           origins: np.ndarray, # first forecast row of each window
           preds: dict, # forecasts by model, `(n_windows, horizon, n_targets)`
           targets: list[str], horizon: int,
           windows=None, # the windows' numbers; default 0, 1, ...
           window_column: bool = True, # include the `window` column
           **columns: dict, # further columns, each `{model: array shaped as in preds}`
-         ) -> pd.DataFrame:
-    "One row per window, model, step and target."
+         ) -> dict[str, np.ndarray | pd.DatetimeIndex]:
+    "The columns of the tidy frame: one row per window, model, step and target."
     T, k, n = target_rows(origins, horizon), len(origins), len(preds) * len(targets)
     def flat(arrays: dict) -> np.ndarray:  # k * horizon rows per model and target, in the order of `preds`
         blocks = [arrays[m][:, :, j].ravel() for m in preds for j in range(len(targets))]
@@ -115,7 +115,11 @@ def _tidy(times: pd.DatetimeIndex, # the series' timestamps
              "step": np.tile(np.arange(1, horizon + 1), k * n),
              "target": np.tile(np.repeat(np.array(targets, dtype=object), k * horizon), len(preds)),
              "value": flat(preds)}
-    return pd.DataFrame(cols | {name: flat(arrays) for name, arrays in columns.items()}, copy=False)  # fresh arrays
+    return cols | {name: flat(arrays) for name, arrays in columns.items()}
+
+def _tidy(*args, **kw) -> pd.DataFrame:
+    "`_tidy_columns` as a frame: one row per window, model, step and target."
+    return pd.DataFrame(_tidy_columns(*args, **kw), copy=False)  # fresh arrays: no copy
 
 # %% ../../nbs/16b_forecaster.predict.ipynb #a3801d2a
 @patch

@@ -87,31 +87,32 @@ def lgbm_features(series: SeriesData, # the series, in model units
     "Features `(n_origins * horizon, n_features)` as float32, the level of each origin, and the feature names."
     H, d = window.horizon, min(series.steps_per_day * config.level_days, window.lookback)
     T = target_rows(origins, H)  # (k, H)
+    t, k, n_exog = T.ravel(), len(origins), series.exog.shape[1]
     y = series.y[:, j]
     c = np.concatenate([[0.0], np.cumsum(np.nan_to_num(y))])
     level = (c[origins] - c[origins - d]) / d  # mean of the last `level_days` days before each origin
     lags = _lag_steps(window, config.day_lags, config.week_lag)
     rowx, rownames = _row_covariates(series)
-    cols, names = [np.broadcast_to(np.arange(1, H + 1), T.shape)], ["step"]
-    cols += [series.calendar[T, i] for i in range(series.calendar.shape[1])]; names += series.calendar_names
-    cols += [rowx[T, i] for i in range(rowx.shape[1])]; names += rownames
-    if series.exog.shape[1]:  # the day around the target time, within the window's horizon (never past it)
-        cm = _centred_mean(series.exog, T, origins + H - 1, series.steps_per_day // 2)
-        cols += [cm[:, :, i] for i in range(cm.shape[2])]
+    blocks, names = [np.tile(np.arange(1, H + 1), k)[:, None]], ["step"]  # blocks of columns, one row per sample
+    blocks += [series.calendar[t], rowx[t]]; names += series.calendar_names + rownames
+    if n_exog:  # the day around the target time, within the window's horizon (never past it)
+        blocks.append(_centred_mean(series.exog, T, origins + H - 1, series.steps_per_day // 2).reshape(-1, n_exog))
         names += [f"{n}_mean_1d_centred" for n in series.exog_names]
     if "lag_day1" in lags:
         ix = [rownames.index(n) for n in series.exog_names] + [rownames.index(f"{n}_mean_1d")
                                                                for n in series.exog_names]
-        cols += [rowx[T - lags["lag_day1"][None, :], i] for i in ix]
-        names += [f"{rownames[i]}_lag_day1" for i in ix]
-    cols += [y[T - lag[None, :]] - level[:, None] for lag in lags.values()]; names += list(lags)
-    cols.append(np.broadcast_to((y[origins - 1] - level)[:, None], T.shape)); names.append("last_value")
-    cx = np.vstack([np.zeros((1, series.exog.shape[1])), np.cumsum(series.exog, axis=0)])
-    hist = (cx[origins] - cx[origins - d]) / d  # covariates' mean over the level's period
-    cols += [np.broadcast_to(hist[:, i:i + 1], T.shape) for i in range(hist.shape[1])]
+        blocks.append(rowx[(T - lags["lag_day1"]).ravel()][:, ix]); names += [f"{rownames[i]}_lag_day1" for i in ix]
+    if lags:
+        back = np.stack(list(lags.values()), axis=1)  # (H, n_lags)
+        blocks.append((y[T[:, :, None] - back] - level[:, None, None]).reshape(-1, len(lags))); names += list(lags)
+    blocks.append(np.repeat(y[origins - 1] - level, H)[:, None]); names.append("last_value")
+    cx = np.vstack([np.zeros((1, n_exog)), np.cumsum(series.exog, axis=0)])
+    blocks.append(np.repeat((cx[origins] - cx[origins - d]) / d, H, axis=0))  # covariates' mean over the level's days
     names += [f"{n}_mean_level" for n in series.exog_names]
-    X = np.stack([np.asarray(a, dtype=np.float32).ravel() for a in cols], axis=1)
+    X, at = np.empty((k * H, len(names)), dtype=np.float32), 0
+    for b in blocks: X[:, at:at + b.shape[1]] = b; at += b.shape[1]
     return X, level, names
+
 
 # %% ../../nbs/15_models.ml.ipynb #1499d1e5
 def _lgbm_params(c: LIGHTGBMConfig) -> dict:
@@ -135,16 +136,20 @@ def anchor_design(X: np.ndarray, # features from `lgbm_features`
                   knots: dict[str, list[tuple[float, float]]], # (quantile, value) knots of each covariate
                  ) -> np.ndarray:
     "The anchor's regressors: lags, last value, and a hinge basis of the covariates."
-    cols = [X[:, i] for i, n in enumerate(names) if n.startswith("lag_") or n == "last_value"]
-    for n, ks in knots.items():
-        at = np.array([k for _, k in ks], dtype=np.float32)  # hinges above the upper knots, below the lower ones
-        sign = np.array([1 if q >= 0.5 else -1 for q, _ in ks], dtype=np.float32)
+    first = [i for i, n in enumerate(names) if n.startswith("lag_") or n == "last_value"]
+    hinged, at, sign = [], [], []  # each covariate column with a hinge at every knot: above the upper knots, below
+    for n, ks in knots.items():    # the lower ones
         for f in (n, f"{n}_lag_day1", f"{n}_mean_1d", f"{n}_mean_1d_lag_day1"):
             if f in names:
-                v = X[:, names.index(f)]
-                cols += [v, *np.maximum((v[:, None] - at) * sign, 0).T]
-    out = np.empty((len(X), len(cols)), dtype=np.float32)
-    for i, col in enumerate(cols): out[:, i] = col
+                hinged.append(names.index(f))
+                at.append([k for _, k in ks]); sign.append([1 if q >= 0.5 else -1 for q, _ in ks])
+    width = len(first) + sum(1 + len(a) for a in at)
+    out = np.empty((len(X), width), dtype=np.float32)
+    out[:, :len(first)] = X[:, first]
+    if hinged:  # each covariate column, then its hinges
+        v = X[:, hinged][:, :, None]
+        h = np.maximum((v - np.array(at, np.float32)) * np.array(sign, np.float32), 0)
+        out[:, len(first):] = np.concatenate([v, h], axis=2).reshape(len(X), -1)
     return out
 
 def fit_anchor(A: np.ndarray, t: np.ndarray, group: np.ndarray, n_groups: int, ridge: float = 1e-3) -> np.ndarray:

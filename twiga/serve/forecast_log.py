@@ -25,18 +25,19 @@ __all__ = ['served_columns', 'ForecastLog']
 # %% ../../nbs/30g_serve.forecast_log.ipynb #3e124bd3
 def _iso(values) -> list[str]:
     "UTC ISO 8601 strings of a datetime column (naive times are taken as UTC), vectorised."
-    idx = pd.DatetimeIndex(values)  # `asi8` counts from the epoch in UTC whether or not the index has a zone
+    idx = values if isinstance(values, pd.DatetimeIndex) else pd.DatetimeIndex(values)
+    # `asi8` counts from the epoch in UTC whether or not the index has a zone
     return [f"{s}Z" for s in np.datetime_as_string(idx.asi8.view(f"M8[{idx.unit}]").astype("datetime64[s]"))]
 
 # %% ../../nbs/30g_serve.forecast_log.ipynb #5f323f01
-def served_columns(tidy: pd.DataFrame, # a tidy forecast frame (origin, timestamp, model, step, target, value, ...)
+def served_columns(tidy: pd.DataFrame | dict, # a tidy forecast frame, or its columns (`forecast_columns`)
                    values: tuple[str, ...] = ("value",), # its value columns to keep
                   ) -> dict[str, list]:
     "The columns of a tidy forecast frame as JSON-ready lists: UTC ISO 8601 times, int steps, float values."
-    text = lambda c: list(map(str, tidy[c].to_numpy().tolist()))
+    text = lambda c: list(map(str, np.asarray(tidy[c]).tolist()))
     return {"model": text("model"), "origin": _iso(tidy["origin"]), "timestamp": _iso(tidy["timestamp"]),
-            "step": tidy["step"].to_numpy("int64").tolist(), "target": text("target")} | {
-            c: tidy[c].to_numpy("float64").tolist() for c in values}
+            "step": np.asarray(tidy["step"], "int64").tolist(), "target": text("target")} | {
+            c: np.asarray(tidy[c], "float64").tolist() for c in values}
 
 # %% ../../nbs/30g_serve.forecast_log.ipynb #96506b94
 _log = get_logger("serve")

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from ..core.io import to_jsonable
 from .forecast_log import served_columns
 from .loader import ServedModel
-from .records import body_to_frame
+from .records import body_to_columns
 from .schemas import ERROR_RESPONSES, ForecastResponse, IntervalRequest, IntervalResponse, PredictRequest
 from .state import ServeState
 
@@ -43,16 +43,17 @@ def _answer_json(cols: dict[str, list], # `served_columns` of the forecast
 
 def _predict(state: ServeState, served: ServedModel, req: PredictRequest, interval: bool) -> bytes:
     "Validate, forecast and write the answer's JSON (runs in a worker thread)."
-    df = body_to_frame(req, served.date_col, served.input_columns)
+    window = body_to_columns(req, served.date_col, served.input_columns)  # arrays all the way: no frame is built
     fc, kw = served.forecaster, dict(all_windows=req.all_windows, ensemble_strategy=req.ensemble_strategy)
     states = state.intervals.read(served.version) if interval else None  # moved by `POST /monitor/actuals`
-    tidy = fc.predict_interval(df, coverage=req.coverage, states=states, **kw) if interval else fc.forecast(df, **kw)
-    if tidy.attrs.get("covariates", "").startswith("persistence"): state.metrics.persisted.inc()
+    tidy, note = fc.forecast_columns(window, coverage=req.coverage if interval else None, states=states, **kw)
+    if note.startswith("persistence"): state.metrics.persisted.inc()
     values = ("value", "lower", "upper") if interval else ("value",)
     cols = served_columns(tidy, values)
     state.forecasts.append(cols, served.version)
-    if not req.all_windows: state.last_frame = df
-    head = dict(version=served.version, n_records=len(df), n_windows=len(set(cols["origin"])))
+    if not req.all_windows: state.last_frame = window
+    n_records = len(next(iter(window.values()), ()))
+    head = dict(version=served.version, n_records=n_records, n_windows=len(set(cols["origin"])))
     if interval: head |= {"coverage": req.coverage,
                           "interval": to_jsonable(fc.interval_facts(req.ensemble_strategy, states))}
     return _answer_json(cols, values, head)

@@ -19,7 +19,7 @@ from ..core.errors import InvalidInputError
 from .schemas import IntervalRequest, PredictRequest
 
 # %% auto #0
-__all__ = ['parse_body', 'json_body', 'records_to_frame', 'columns_to_frame', 'body_to_frame']
+__all__ = ['parse_body', 'json_body', 'records_to_frame', 'columns_to_frame', 'body_to_columns', 'body_to_frame']
 
 # %% ../../nbs/30d_serve.records.ipynb #f37e450b
 _Value = int | float | str | None  # as `Value`: JSON booleans, objects and arrays refused
@@ -98,23 +98,31 @@ def _numeric(values: list, name: str) -> np.ndarray:
 _ISO = r"\d{4}-\d\d-\d\d(?:T\d\d:\d\d(?::\d\d(?:\.\d{1,9})?)?)?"  # what NumPy parses as pandas' ISO8601 does
 _OFFSET = re.compile(r"(?:Z|[+-]\d\d:?\d\d)$")
 
+_YEAR = np.array([1000, 100, 10, 1])
+
 def _iso_fast(values: list[str]) -> pd.DatetimeIndex | None:
     "Timestamps of one ISO 8601 layout and one UTC offset (or none), parsed by NumPy; None for anything else."
-    suffix = (m.group(0) if (m := _OFFSET.search(values[0])) else "")
-    if not all(map(re.compile(_ISO + re.escape(suffix)).fullmatch, values)): return None
-    if not ("1678" <= min(values)[:4] and max(values)[:4] <= "2261"): return None  # within pandas' nanoseconds
-    cut = len(values[0]) - len(suffix)
-    if not all(len(v) - len(suffix) == cut for v in values): return None  # one layout: min and max are the extremes
-    try: ns = np.array([v[:cut] for v in values], dtype="datetime64[ns]")
-    except ValueError: return None
+    first = values[0]
+    suffix = (m.group(0) if (m := _OFFSET.search(first)) else "")
+    if not re.fullmatch(_ISO + re.escape(suffix), first) or set(map(len, values)) != {len(first)}: return None
+    try: text = np.frombuffer("".join(values).encode("ascii"), np.uint8).reshape(len(values), len(first))
+    except UnicodeEncodeError: return None
+    cut = len(first) - len(suffix)
+    digit = (text >= 48) & (text <= 57)  # every value has the first one's layout (digits where it has digits, and
+    same = text == text[0]               # its other characters elsewhere) and its very UTC offset
+    if not (np.where(digit[0, :cut], digit[:, :cut], same[:, :cut]).all() and same[:, cut:].all()): return None
+    years = (text[:, :4] - 48) @ _YEAR
+    if years.min() < 1678 or years.max() > 2261: return None  # within pandas' nanoseconds
+    try: ns = np.ascontiguousarray(text[:, :cut]).view(f"S{cut}").ravel().astype("datetime64[ns]")
+    except ValueError: return None  # a month or day out of range: pandas names the value
     if suffix not in ("", "Z"):
         sign, hm = (-1 if suffix[0] == "-" else 1), suffix[1:].replace(":", "")
         ns = ns - np.timedelta64(sign * (int(hm[:2]) * 60 + int(hm[2:])), "m")
-    return pd.DatetimeIndex(ns).tz_localize("UTC")
+    return pd.DatetimeIndex(ns, tz="UTC")
 
 def _timestamps(values: list, name: str) -> pd.DatetimeIndex:
     "`values` parsed as UTC timestamps, or `InvalidInputError` naming the first record that does not parse."
-    bad = next((i for i, v in enumerate(values) if not isinstance(v, str)), None)
+    bad = None if set(map(type, values)) <= {str} else next(i for i, v in enumerate(values) if not isinstance(v, str))
     if bad is not None:
         got = "null" if values[bad] is None else repr(values[bad])
         raise InvalidInputError(
@@ -128,11 +136,8 @@ def _timestamps(values: list, name: str) -> pd.DatetimeIndex:
         raise InvalidInputError(msg) from None
 
 # %% ../../nbs/30d_serve.records.ipynb #7b60fffb
-def records_to_frame(records: list[dict], # JSON records, one per time step
-                     date_col: str | None, # the timestamp column (parsed when present; None: none)
-                     required: list[str], # columns that must be present (date, target(s), exogenous)
-                    ) -> pd.DataFrame:
-    "Turn request records into a DataFrame with a UTC date column and float value columns."
+def _records_columns(records: list[dict], date_col: str | None, required: list[str]) -> dict:
+    "`records_to_frame`'s columns: a UTC `DatetimeIndex` for the date, float64 arrays for the values."
     if not records:
         raise InvalidInputError("Argument `records` is empty: send at least one lookback window of records.")
     present = set().union(*records)
@@ -141,15 +146,19 @@ def records_to_frame(records: list[dict], # JSON records, one per time step
     keep = list(dict.fromkeys(required + ([date_col] if date_col in present else [])))
     return _parse_columns({c: [r.get(c) for r in records] for c in keep}, date_col)
 
-def _parse_columns(cols: dict[str, list], date_col: str | None) -> pd.DataFrame:
-    return pd.DataFrame({c: _timestamps(v, c) if c == date_col else _numeric(v, c) for c, v in cols.items()})
+def _parse_columns(cols: dict[str, list], date_col: str | None) -> dict:
+    return {c: _timestamps(v, c) if c == date_col else _numeric(v, c) for c, v in cols.items()}
 
-# %% ../../nbs/30d_serve.records.ipynb #13c4981c
-def columns_to_frame(columns: dict[str, list], # JSON arrays, one per column, all of one length
+def records_to_frame(records: list[dict], # JSON records, one per time step
                      date_col: str | None, # the timestamp column (parsed when present; None: none)
                      required: list[str], # columns that must be present (date, target(s), exogenous)
                     ) -> pd.DataFrame:
-    "Turn a columnar request body into `records_to_frame`'s DataFrame."
+    "Turn request records into a DataFrame with a UTC date column and float value columns."
+    return pd.DataFrame(_records_columns(records, date_col, required))
+
+# %% ../../nbs/30d_serve.records.ipynb #13c4981c
+def _array_columns(columns: dict[str, list], date_col: str | None, required: list[str]) -> dict:
+    "`columns_to_frame`'s columns, as `_records_columns` gives them."
     lengths = {c: len(v) for c, v in columns.items()}
     if len(set(lengths.values())) > 1:
         raise InvalidInputError(f"Argument `columns` must hold arrays of one length. Got lengths {lengths}.")
@@ -158,9 +167,22 @@ def columns_to_frame(columns: dict[str, list], # JSON arrays, one per column, al
     keep = list(dict.fromkeys(required + ([date_col] if date_col in columns else [])))
     return _parse_columns({c: columns[c] for c in keep}, date_col)
 
+def columns_to_frame(columns: dict[str, list], # JSON arrays, one per column, all of one length
+                     date_col: str | None, # the timestamp column (parsed when present; None: none)
+                     required: list[str], # columns that must be present (date, target(s), exogenous)
+                    ) -> pd.DataFrame:
+    "Turn a columnar request body into `records_to_frame`'s DataFrame."
+    return pd.DataFrame(_array_columns(columns, date_col, required))
+
+def body_to_columns(req, # a parsed body with `records` or `columns` (a `RecordsRequest`)
+                    date_col: str | None, required: list[str], # as for `records_to_frame`
+                   ) -> dict[str, pd.DatetimeIndex | np.ndarray]:
+    "The rows of `req`, sent as `records` or as `columns`, as parsed columns: what a forecaster takes, no frame."
+    if req.columns is not None: return _array_columns(req.columns, date_col, required)
+    return _records_columns(req.records, date_col, required)
+
 def body_to_frame(req, # a parsed body with `records` or `columns` (a `RecordsRequest`)
                   date_col: str | None, required: list[str], # as for `records_to_frame`
                  ) -> pd.DataFrame:
     "The rows of `req`, sent as `records` or as `columns`, as a DataFrame."
-    if req.columns is not None: return columns_to_frame(req.columns, date_col, required)
-    return records_to_frame(req.records, date_col, required)
+    return pd.DataFrame(body_to_columns(req, date_col, required))

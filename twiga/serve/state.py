@@ -9,7 +9,6 @@ import threading
 from pathlib import Path
 
 import anyio
-import pandas as pd
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from fastcore.basics import patch
@@ -37,7 +36,7 @@ class ServeState:
                 ):
         self.loader, self.settings, self.report_dir, self.metrics = loader, settings, Path(report_dir), metrics
         self.forecasts = ForecastLog(self.report_dir / "served")
-        self.last_frame: pd.DataFrame | None = None  # the last window answered: the probe of a new model
+        self.last_frame: dict | None = None  # the last window answered (`body_to_columns`): the probe of a new model
         self._monitor, self._monitor_lock = None, threading.Lock()
         self.intervals = IntervalStates(self.report_dir / "intervals")  # adaptive interval states, shared
 
