@@ -91,7 +91,7 @@ def forecast_columns(self: TwigaForecaster,
                      all_windows: bool = False, # every window of `predict` instead of the latest one
                      ensemble_strategy: str | None = None, # "mean" or "median" adds `model="ensemble"`
                      states: dict | None = None, # as for `predict_interval`
-                    ) -> tuple[dict[str, np.ndarray | pd.DatetimeIndex], str]:
+                    ) -> tuple[dict[str, np.ndarray], str]:
     "The columns of `forecast`'s (or `predict_interval`'s) frame as arrays, and where the covariates came from."
     if coverage is not None: check_coverage(coverage)
     s, origins, preds, note = self._forecasts(df, all_windows, ensemble_strategy)

@@ -102,24 +102,29 @@ def _tidy_columns(times: pd.DatetimeIndex, # the series' timestamps
           windows=None, # the windows' numbers; default 0, 1, ...
           window_column: bool = True, # include the `window` column
           **columns: dict, # further columns, each `{model: array shaped as in preds}`
-         ) -> dict[str, np.ndarray | pd.DatetimeIndex]:
-    "The columns of the tidy frame: one row per window, model, step and target."
+         ) -> dict[str, np.ndarray]:
+    "The tidy frame's columns: one row per window, model, step and target; times as UTC `datetime64` (naive: as given)."
     T, k, n = target_rows(origins, horizon), len(origins), len(preds) * len(targets)
     def flat(arrays: dict) -> np.ndarray:  # k * horizon rows per model and target, in the order of `preds`
         blocks = [arrays[m][:, :, j].ravel() for m in preds for j in range(len(targets))]
         return np.concatenate(blocks) if blocks else np.empty(0)
     windows = np.arange(k) if windows is None else np.asarray(windows)
     cols = {"window": np.tile(np.repeat(windows, horizon), n)} if window_column else {}
-    cols |= {"origin": times[np.tile(np.repeat(origins - 1, horizon), n)], "timestamp": times[np.tile(T.ravel(), n)],
+    ns = times.asi8.view(f"M8[{times.unit}]")  # integers, not timestamps: a tenth of the cost of indexing `times`
+    cols |= {"origin": ns[np.tile(np.repeat(origins - 1, horizon), n)], "timestamp": ns[np.tile(T.ravel(), n)],
              "model": np.repeat(np.array(list(preds), dtype=object), k * horizon * len(targets)),
              "step": np.tile(np.arange(1, horizon + 1), k * n),
              "target": np.tile(np.repeat(np.array(targets, dtype=object), k * horizon), len(preds)),
              "value": flat(preds)}
     return cols | {name: flat(arrays) for name, arrays in columns.items()}
 
-def _tidy(*args, **kw) -> pd.DataFrame:
-    "`_tidy_columns` as a frame: one row per window, model, step and target."
-    return pd.DataFrame(_tidy_columns(*args, **kw), copy=False)  # fresh arrays: no copy
+def _tidy(times: pd.DatetimeIndex, *args, **kw) -> pd.DataFrame:
+    "`_tidy_columns` as a frame (times in the zone of `times`): one row per window, model, step and target."
+    cols = _tidy_columns(times, *args, **kw)
+    for c in ("origin", "timestamp"):
+        t = pd.DatetimeIndex(cols[c], tz=None if times.tz is None else "UTC")
+        cols[c] = t if times.tz is None else t.tz_convert(times.tz)
+    return pd.DataFrame(cols, copy=False)  # fresh arrays: no copy
 
 # %% ../../nbs/16b_forecaster.predict.ipynb #a3801d2a
 @patch

@@ -5,6 +5,7 @@
 # %% ../../nbs/15_models.ml.ipynb #3a61aff5
 from __future__ import annotations
 
+import functools
 from typing import Literal
 
 import lightgbm as lgb
@@ -50,25 +51,31 @@ class LIGHTGBMConfig(ModelConfig):
 # %% ../../nbs/15_models.ml.ipynb #6375f6f5
 def _lag_steps(window: WindowSpec, day_lags: int, week_lag: bool) -> dict[str, np.ndarray]:
     "Lag (rows back from the target time) per step for each same-time lag that fits in the lookback."
-    d, steps = window.steps_per_day, np.arange(1, window.horizon + 1)
+    return dict(_lags(window.steps_per_day, window.horizon, window.lookback, day_lags, week_lag))
+
+@functools.lru_cache(maxsize=256)
+def _lags(d: int, horizon: int, lookback: int, day_lags: int, week_lag: bool) -> dict[str, np.ndarray]:
+    "`_lag_steps`, cached (read-only arrays): a forecast asks it for every window."
+    steps = np.arange(1, horizon + 1)
     days = np.ceil(steps / d).astype(np.int64)
     lags = {f"lag_day{k + 1}": d * (days + k) for k in range(day_lags)}
     if week_lag: lags["lag_week"] = 7 * d * np.ceil(steps / (7 * d)).astype(np.int64)
-    return {k: v for k, v in lags.items() if v.max() <= window.lookback}
+    for v in lags.values(): v.setflags(write=False)
+    return {k: v for k, v in lags.items() if v.max() <= lookback}
 
 # %% ../../nbs/15_models.ml.ipynb #698f4d67
-def _window_mean(x: np.ndarray, back: int, ahead: int) -> np.ndarray:
-    "Mean of each column of `x` over rows `[t - back, t + ahead]`, clipped to the series."
-    n = len(x)
-    c = np.vstack([np.zeros((1, x.shape[1])), np.cumsum(x, axis=0)])
-    i = np.arange(n); lo, hi = np.maximum(i - back, 0), np.minimum(i + ahead, n - 1) + 1
-    return (c[hi] - c[lo]) / (hi - lo)[:, None]
+def _trailing_mean(c: np.ndarray, rows: np.ndarray, back: int) -> np.ndarray:
+    "Mean of each column over rows `[r - back, r]` (clipped at the first row) for each of `rows`; `c`: cumulative sums."
+    lo = np.maximum(rows - back, 0)
+    return (c[rows + 1] - c[lo]) / (rows + 1 - lo)[:, None]
 
-def _row_covariates(series: SeriesData) -> tuple[np.ndarray, list[str]]:
-    "Covariates per row with their trailing quarter-day and day means."
+def _row_covariates(series: SeriesData, rows: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    "Covariates at `rows` with their trailing quarter-day and day means (computed at those rows only)."
     x, d = series.exog, series.steps_per_day
-    if x.shape[1] == 0: return x, []
-    parts = {"": x, "_mean_6h": _window_mean(x, max(d // 4 - 1, 0), 0), "_mean_1d": _window_mean(x, d - 1, 0)}
+    if x.shape[1] == 0: return x[rows], []
+    c = np.vstack([np.zeros((1, x.shape[1])), np.cumsum(x, axis=0)])
+    parts = {"": x[rows], "_mean_6h": _trailing_mean(c, rows, max(d // 4 - 1, 0)),
+             "_mean_1d": _trailing_mean(c, rows, d - 1)}
     return np.hstack(list(parts.values())), [f"{n}{k}" for k in parts for n in series.exog_names]
 
 def _centred_mean(x: np.ndarray, T: np.ndarray, last: np.ndarray, half: int) -> np.ndarray:
@@ -92,16 +99,17 @@ def lgbm_features(series: SeriesData, # the series, in model units
     c = np.concatenate([[0.0], np.cumsum(np.nan_to_num(y))])
     level = (c[origins] - c[origins - d]) / d  # mean of the last `level_days` days before each origin
     lags = _lag_steps(window, config.day_lags, config.week_lag)
-    rowx, rownames = _row_covariates(series)
+    rowx, rownames = _row_covariates(series, t)
     blocks, names = [np.tile(np.arange(1, H + 1), k)[:, None]], ["step"]  # blocks of columns, one row per sample
-    blocks += [series.calendar[t], rowx[t]]; names += series.calendar_names + rownames
+    blocks += [series.calendar[t], rowx]; names += series.calendar_names + rownames
     if n_exog:  # the day around the target time, within the window's horizon (never past it)
         blocks.append(_centred_mean(series.exog, T, origins + H - 1, series.steps_per_day // 2).reshape(-1, n_exog))
         names += [f"{n}_mean_1d_centred" for n in series.exog_names]
     if "lag_day1" in lags:
         ix = [rownames.index(n) for n in series.exog_names] + [rownames.index(f"{n}_mean_1d")
                                                                for n in series.exog_names]
-        blocks.append(rowx[(T - lags["lag_day1"]).ravel()][:, ix]); names += [f"{rownames[i]}_lag_day1" for i in ix]
+        blocks.append(_row_covariates(series, (T - lags["lag_day1"]).ravel())[0][:, ix])
+        names += [f"{rownames[i]}_lag_day1" for i in ix]
     if lags:
         back = np.stack(list(lags.values()), axis=1)  # (H, n_lags)
         blocks.append((y[T[:, :, None] - back] - level[:, None, None]).reshape(-1, len(lags))); names += list(lags)

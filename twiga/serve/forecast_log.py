@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import atexit
 import csv
+import io
 import os
 import queue
 import threading
@@ -24,10 +25,12 @@ __all__ = ['served_columns', 'ForecastLog']
 
 # %% ../../nbs/30g_serve.forecast_log.ipynb #3e124bd3
 def _iso(values) -> list[str]:
-    "UTC ISO 8601 strings of a datetime column (naive times are taken as UTC), vectorised."
-    idx = values if isinstance(values, pd.DatetimeIndex) else pd.DatetimeIndex(values)
-    # `asi8` counts from the epoch in UTC whether or not the index has a zone
-    return [f"{s}Z" for s in np.datetime_as_string(idx.asi8.view(f"M8[{idx.unit}]").astype("datetime64[s]"))]
+    "UTC ISO 8601 strings of a datetime column, or of UTC `datetime64` values (naive times are taken as UTC)."
+    if isinstance(values, np.ndarray) and values.dtype.kind == "M": utc = values
+    else:  # `asi8` counts from the epoch in UTC whether or not the index has a zone
+        idx = values if isinstance(values, pd.DatetimeIndex) else pd.DatetimeIndex(values)
+        utc = idx.asi8.view(f"M8[{idx.unit}]")
+    return [f"{s}Z" for s in np.datetime_as_string(utc.astype("datetime64[s]"))]
 
 # %% ../../nbs/30g_serve.forecast_log.ipynb #5f323f01
 def served_columns(tidy: pd.DataFrame | dict, # a tidy forecast frame, or its columns (`forecast_columns`)
@@ -72,6 +75,18 @@ class ForecastLog:
 # %% ../../nbs/30g_serve.forecast_log.ipynb #ee0566ae
 _KEYS = ("model", "target", "origin", "timestamp", "step", "value")
 
+def _csv_field(s: str) -> str:
+    "`s` as the csv module writes a field (quoted when it holds a comma, a quote or a line break)."
+    f = io.StringIO(); csv.writer(f).writerow([s])
+    return f.getvalue()[:-2]
+
+def _csv_rows(at: float, version: int, cols: dict[str, list]) -> str:
+    "The CSV lines of one answer, as `csv.writer` writes them, from one template: no tuple per row."
+    q = {s: _csv_field(s) for s in set(cols["model"]) | set(cols["target"])}
+    head = f"{at!r},{version},"
+    return "".join(f"{head}{q[m]},{q[t]},{o},{ts},{s},{v!r}\r\n"
+                   for m, t, o, ts, s, v in zip(*(cols[k] for k in _KEYS), strict=True))
+
 @patch
 def _write_queued(self: ForecastLog):
     "The writer thread: append everything queued, in order, until `close` queues `None`."
@@ -82,10 +97,10 @@ def _write_queued(self: ForecastLog):
             except queue.Empty: break
         batch = [i for i in items if i is not None]
         try:
-            rows = [(at, v, *r) for at, v, cols in batch for r in zip(*(cols[k] for k in _KEYS), strict=True)]
+            text = "".join(_csv_rows(*item) for item in batch)
             with self._lock:
                 f = self._open()
-                csv.writer(f).writerows(rows)
+                f.write(text)
                 f.flush()
         except Exception: _log.exception("Could not append %d served forecast(s) to %s", len(batch), self.path)
         with self._done:
