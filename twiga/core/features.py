@@ -76,6 +76,7 @@ def _numeric(df: pd.DataFrame | dict, col: str) -> np.ndarray:
     s = df[col]
     if isinstance(s, np.ndarray) and s.dtype == np.float64 and s.ndim == 1: return s  # a column of a dict, as is
     if not isinstance(s, pd.Series): s = pd.Series(s)
+    if isinstance(s.dtype, np.dtype) and s.dtype.kind in "fiub": return s.to_numpy(dtype="float64")  # NumPy numbers
     if pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s):
         return s.to_numpy(dtype="float64", na_value=np.nan)
     num = pd.to_numeric(s, errors="coerce")
@@ -321,7 +322,8 @@ def _more_times(times: pd.DatetimeIndex, step: pd.Timedelta, n: int) -> pd.Datet
     ns = times.asi8  # in the index's unit, from the epoch in UTC
     more = ns[-1] + pd.Timedelta(step).value // pd.Timedelta(1, times.unit).value * np.arange(1, n + 1)
     arr = np.concatenate([ns, more]).view(f"M8[{times.unit}]")
-    return pd.DatetimeIndex(arr) if times.tz is None else pd.DatetimeIndex(arr, tz="UTC").tz_convert(times.tz)
+    if times.tz is None or str(times.tz) == "UTC": return pd.DatetimeIndex(arr, tz=times.tz)  # UTC: wall time is UTC
+    return pd.DatetimeIndex(arr, tz="UTC").tz_convert(times.tz)
 
 def extend_columns(cols: dict, # a validated frame's columns (`validate_columns`)
                    config: DataPipelineConfig, # gives the date column, step and covariates
@@ -331,8 +333,9 @@ def extend_columns(cols: dict, # a validated frame's columns (`validate_columns`
     if n <= 0: return cols
     step, dcol = config.step, config.date_column
     m, lag = len(cols[dcol]), steps_per_day(step)
-    src = np.arange(m + n)  # the row each new row copies its covariates from (a new row may copy an earlier new row)
-    for i in range(m, m + n): src[i] = src[i - lag] if i - lag >= 0 else m - 1
+    i = np.arange(m + n)  # the row each new row copies its covariates from: the latest given row of its time of day
+    j = i - lag * -((m - 1 - i) // lag)  # i - lag * ceil((i - m + 1) / lag) for the new rows
+    src = np.where(i < m, i, np.where(j >= 0, j, m - 1))
     out = {}
     for c, v in cols.items():
         if c == dcol:

@@ -121,9 +121,10 @@ def _tidy_columns(times: pd.DatetimeIndex, # the series' timestamps
 def _tidy(times: pd.DatetimeIndex, *args, **kw) -> pd.DataFrame:
     "`_tidy_columns` as a frame (times in the zone of `times`): one row per window, model, step and target."
     cols = _tidy_columns(times, *args, **kw)
-    for c in ("origin", "timestamp"):
-        t = pd.DatetimeIndex(cols[c], tz=None if times.tz is None else "UTC")
-        cols[c] = t if times.tz is None else t.tz_convert(times.tz)
+    n = len(cols["origin"])  # both time columns converted at once, in the zone of `times`
+    both = pd.DatetimeIndex(np.concatenate([cols["origin"], cols["timestamp"]]), tz=None if times.tz is None else "UTC")
+    if times.tz is not None and str(times.tz) != "UTC": both = both.tz_convert(times.tz)
+    cols["origin"], cols["timestamp"] = both[:n], both[n:]
     return pd.DataFrame(cols, copy=False)  # fresh arrays: no copy
 
 # %% ../../nbs/16b_forecaster.predict.ipynb #a3801d2a

@@ -69,18 +69,23 @@ def _trailing_mean(c: np.ndarray, rows: np.ndarray, back: int) -> np.ndarray:
     lo = np.maximum(rows - back, 0)
     return (c[rows + 1] - c[lo]) / (rows + 1 - lo)[:, None]
 
-def _row_covariates(series: SeriesData, rows: np.ndarray) -> tuple[np.ndarray, list[str]]:
+def _cumulative(x: np.ndarray) -> np.ndarray:
+    "Cumulative sums of the columns of `x`, after a row of zeros: the sum of rows `[a, b)` is `c[b] - c[a]`."
+    return np.vstack([np.zeros((1, x.shape[1])), np.cumsum(x, axis=0)])
+
+def _row_covariates(series: SeriesData, rows: np.ndarray,
+                    c: np.ndarray | None = None, # `_cumulative(series.exog)`, if already computed
+                   ) -> tuple[np.ndarray, list[str]]:
     "Covariates at `rows` with their trailing quarter-day and day means (computed at those rows only)."
     x, d = series.exog, series.steps_per_day
     if x.shape[1] == 0: return x[rows], []
-    c = np.vstack([np.zeros((1, x.shape[1])), np.cumsum(x, axis=0)])
+    c = _cumulative(x) if c is None else c
     parts = {"": x[rows], "_mean_6h": _trailing_mean(c, rows, max(d // 4 - 1, 0)),
              "_mean_1d": _trailing_mean(c, rows, d - 1)}
     return np.hstack(list(parts.values())), [f"{n}{k}" for k in parts for n in series.exog_names]
 
-def _centred_mean(x: np.ndarray, T: np.ndarray, last: np.ndarray, half: int) -> np.ndarray:
-    "Mean of `x` over rows `[t - half, min(t + half, last)]` for each target row `t`: `(k, H, n_exog)`."
-    c = np.vstack([np.zeros((1, x.shape[1])), np.cumsum(x, axis=0)])
+def _centred_mean(c: np.ndarray, T: np.ndarray, last: np.ndarray, half: int) -> np.ndarray:
+    "Mean over rows `[t - half, min(t + half, last)]` for each target row `t`, from `_cumulative` sums: `(k, H, n)`."
     lo, hi = np.maximum(T - half, 0), np.minimum(T + half, last[:, None]) + 1
     return (c[hi] - c[lo]) / (hi - lo)[..., None]
 
@@ -99,22 +104,22 @@ def lgbm_features(series: SeriesData, # the series, in model units
     c = np.concatenate([[0.0], np.cumsum(np.nan_to_num(y))])
     level = (c[origins] - c[origins - d]) / d  # mean of the last `level_days` days before each origin
     lags = _lag_steps(window, config.day_lags, config.week_lag)
-    rowx, rownames = _row_covariates(series, t)
+    cx = _cumulative(series.exog)  # shared by every covariate mean below
+    rowx, rownames = _row_covariates(series, t, cx)
     blocks, names = [np.tile(np.arange(1, H + 1), k)[:, None]], ["step"]  # blocks of columns, one row per sample
     blocks += [series.calendar[t], rowx]; names += series.calendar_names + rownames
     if n_exog:  # the day around the target time, within the window's horizon (never past it)
-        blocks.append(_centred_mean(series.exog, T, origins + H - 1, series.steps_per_day // 2).reshape(-1, n_exog))
+        blocks.append(_centred_mean(cx, T, origins + H - 1, series.steps_per_day // 2).reshape(-1, n_exog))
         names += [f"{n}_mean_1d_centred" for n in series.exog_names]
     if "lag_day1" in lags:
         ix = [rownames.index(n) for n in series.exog_names] + [rownames.index(f"{n}_mean_1d")
                                                                for n in series.exog_names]
-        blocks.append(_row_covariates(series, (T - lags["lag_day1"]).ravel())[0][:, ix])
+        blocks.append(_row_covariates(series, (T - lags["lag_day1"]).ravel(), cx)[0][:, ix])
         names += [f"{rownames[i]}_lag_day1" for i in ix]
     if lags:
         back = np.stack(list(lags.values()), axis=1)  # (H, n_lags)
         blocks.append((y[T[:, :, None] - back] - level[:, None, None]).reshape(-1, len(lags))); names += list(lags)
     blocks.append(np.repeat(y[origins - 1] - level, H)[:, None]); names.append("last_value")
-    cx = np.vstack([np.zeros((1, n_exog)), np.cumsum(series.exog, axis=0)])
     blocks.append(np.repeat((cx[origins] - cx[origins - d]) / d, H, axis=0))  # covariates' mean over the level's days
     names += [f"{n}_mean_level" for n in series.exog_names]
     X, at = np.empty((k * H, len(names)), dtype=np.float32), 0
