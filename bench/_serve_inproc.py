@@ -1,5 +1,6 @@
 """The in-process part of bench/serve.py, run in its own process so that either twiga (this tree, or the baseline
-commit's, first on PYTHONPATH) can be timed: `forecast` and `predict_interval` of one window, called directly.
+commit's, first on PYTHONPATH) can be timed: `forecast` and `predict_interval` of one window, called directly, and,
+where the twiga has it, `forecast_columns` of the window as parsed columns (what `/predict` runs: no frame in or out).
 
 Usage: `python -m bench._serve_inproc <pickle of (forecaster, windows)> <calls>`; prints one JSON line."""
 import json
@@ -25,7 +26,13 @@ def main(path: str, n: int) -> dict:
     point = lambda i: fc.forecast(windows[i % k], ensemble_strategy="mean")
     interval = lambda i: fc.predict_interval(windows[i % k], coverage=0.9, ensemble_strategy="mean")
     out = {"twiga": twiga.__file__}
-    for name, fn in (("forecast", point), ("predict_interval", interval)):
+    fns = [("forecast", point), ("predict_interval", interval)]
+    if hasattr(fc, "forecast_columns"):
+        import pandas as pd
+        cols = [{c: pd.DatetimeIndex(w[c]) if c == fc.data_params.date_column else w[c].to_numpy("float64")
+                 for c in w.columns} for w in windows]
+        fns.append(("forecast_columns", lambda i: fc.forecast_columns(cols[i % k], ensemble_strategy="mean")))
+    for name, fn in fns:
         timings(fn, 2 * k)  # warm: first calls import and fill caches
         walls, cpus, _ = timings(fn, n)
         out[name] = _summary(walls, cpus)

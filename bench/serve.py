@@ -2,12 +2,14 @@
 model `TwigaTracker.log_model` logs, each with twiga as it is in this tree (`now`) and as it was at the baseline
 commit (`before`, `TWIGA_BENCH_BASELINE`, default the main of before issue 17; its `twiga/` is taken with
 `git archive` and put first on the servers' PYTHONPATH, so `mlflow models serve` runs the old forecast path
-`before` and the new one `now`).
+`before` and the new one `now`). Each twiga fits, saves, pickles and logs the model itself (`bench._serve_prepare`,
+same data, seed and trees): an older twiga cannot read a newer one's pickles.
 
 Shape: ERCOT at 30 min, LightGBM of exactly 200 trees, horizon 48, lookback 336; one request is one 336-row
 window (the model's input columns, timestamps as ISO strings), ensemble mean; 8 different windows in turn.
 Measured, per round, for `before` and `now`:
-- in process (`bench._serve_inproc`, own process): `forecast` and `predict_interval` of one window, called directly;
+- in process (`bench._serve_inproc`, own process): `forecast` and `predict_interval` of one window, called directly,
+  and `forecast_columns` (what `/predict` runs) where the twiga has it;
 - twiga behind a real uvicorn (`uvicorn twiga.serve:app_from_env --factory`): /predict at concurrency 1 and 8 with
   1 worker, /predict-interval at concurrency 8, /predict at concurrency 8 with 2 workers; start to healthy and RSS;
 - `mlflow models serve -m <logged model> --env-manager local -w 1`: /invocations (`dataframe_split` of the same
@@ -288,6 +290,7 @@ def _median(runs: list[dict]) -> dict:
 
 ROWS = [("in-process forecast, one window: p50 ms", ("in_process", "forecast", "p50_ms")),
         ("in-process predict_interval: p50 ms", ("in_process", "predict_interval", "p50_ms")),
+        ("in-process forecast_columns (the server's path): p50 ms", ("in_process", "forecast_columns", "p50_ms")),
         ("twiga 1 worker, c=1: requests/s", ("twiga_w1_c1", "requests_per_s")),
         ("twiga 1 worker, c=1: p50 ms", ("twiga_w1_c1", "p50_ms")),
         ("twiga 1 worker, c=8: requests/s", ("twiga_w1_c8", "requests_per_s")),
@@ -308,7 +311,10 @@ ROWS = [("in-process forecast, one window: p50 ms", ("in_process", "forecast", "
 
 
 def _get(d, keys):
-    for k in keys: d = d[k]
+    "`d[k1][k2]...`, or None where a twiga has no such figure (the baseline has no `forecast_columns`)."
+    for k in keys:
+        if not isinstance(d, dict) or k not in d: return None
+        d = d[k]
     return d
 
 
@@ -316,8 +322,8 @@ def _table(med: dict) -> list[dict]:
     rows = []
     for label, keys in ROWS:
         row = {"figure": label, **{tag: _get(m, keys) for tag, m in med.items()}}
-        if "before" in med and med["before"] and _get(med["before"], keys): row["now/before"] = round(
-            _get(med["now"], keys) / _get(med["before"], keys), 2)
+        if "before" in med and med["before"] and _get(med["before"], keys) and _get(med["now"], keys) is not None:
+            row["now/before"] = round(_get(med["now"], keys) / _get(med["before"], keys), 2)
         rows.append(row)
     return rows
 
@@ -340,29 +346,40 @@ def _targets(med: dict) -> dict:
             for name, v, op, b in checks}
 
 
+def _prepare(code: Path | None, d: Path) -> dict:
+    "The model of one twiga (`code` first on PYTHONPATH; None: this tree), made by that twiga in its own process."
+    out = subprocess.run([sys.executable, "-m", "bench._serve_prepare", str(d)], env=_env(code, {}), cwd=ROOT,
+                         capture_output=True, text=True, timeout=1800)
+    if out.returncode: raise RuntimeError(f"preparing the model failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def main() -> dict:
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as d:
-        base = Path(d); ckpt = base / "checkpoints"
-        fc, test, fit_s = _fit(ckpt)
-        frames, files = _bodies(fc, test, base)
-        model_dir = _log_model(fc, frames[0], base)
-        pkl = base / "inproc.pkl"
-        windows = [test.iloc[i * 7: i * 7 + LOOKBACK][fc.input_columns].reset_index(drop=True) for i in range(64)]
-        pkl.write_bytes(pickle.dumps((fc, windows)))
+        base = Path(d)
+        from twiga.datasets import load_ercot
+        test = load_ercot("2019-01-01", "2019-03-01", freq="30min")  # the windows of `_fit`'s test period
+        test = test[test["timestamp"] >= "2019-01-01T00:00:00Z"].reset_index(drop=True)
         codes = {"now": None}
         if (old := _baseline(BASELINE, base / "baseline")) is not None: codes = {"before": old, "now": None}
+        made = {tag: _prepare(code, base / f"model-{tag}") for tag, code in codes.items()}
+        fc = pickle.loads(Path(made["now"]["pickle"]).read_bytes())[0]
+        _, files = _bodies(fc, test, base)
         runs = {tag: [] for tag in codes}
         for r in range(ROUNDS):
             for tag in (list(codes) if r % 2 == 0 else list(codes)[::-1]):
                 print(f"round {r + 1}/{ROUNDS}: {tag}", flush=True)
-                runs[tag].append(_round(codes[tag], f"{tag}{r}", ckpt, model_dir, pkl, files, base))
-        reload_load = _reload_load(ckpt, base, files["predict"])
+                m = made[tag]
+                runs[tag].append(_round(codes[tag], f"{tag}{r}", Path(m["checkpoints"]), Path(m["model_dir"]),
+                                        Path(m["pickle"]), files, base))
+        reload_load = _reload_load(Path(made["now"]["checkpoints"]), base, files["predict"])
     med = {tag: _median(rs) for tag, rs in runs.items()}
     return {"shape": {"data": "ERCOT 2017-01..2018-10 at 30 min", "model": f"LightGBM {TREES} trees",
                       "horizon": HORIZON, "lookback": LOOKBACK, "request": f"one {LOOKBACK}-row window, 8 in turn"},
             "baseline_commit": BASELINE if "before" in codes else None, "rounds": ROUNDS, "load_seconds": LOAD_S,
-            "load_generator": "bench._load (asyncio, keep-alive)", "fit_s": round(fit_s, 1),
+            "load_generator": "bench._load (asyncio, keep-alive)",
+            "fit_s": {tag: m["fit_s"] for tag, m in made.items()},
             "table": _table(med), "targets": _targets(med), "reload_every_second_under_load": reload_load,
             "median": med, "runs": runs,
             "machine": {"cpus": os.cpu_count(), "loadavg_before": [round(x, 2) for x in load_before],

@@ -11,8 +11,17 @@ import sys
 import time
 from pathlib import Path
 
-from twiga.serve.process import free_port
-from twiga.serve.process import stop_process_group as stop_group
+
+def free_port() -> int:
+    "A free TCP port on 127.0.0.1 (`twiga.serve.process.free_port`)."
+    from twiga.serve.process import free_port as free  # imported on use: bench/serve.py loads this module with an
+    return free()                                      # older twiga (its baseline) that has no `twiga.serve.process`
+
+
+def stop_group(proc: subprocess.Popen, timeout: float = 20) -> None:
+    "Stop `proc` and its process group (`twiga.serve.process.stop_process_group`)."
+    from twiga.serve.process import stop_process_group
+    stop_process_group(proc, timeout)
 
 ROOT = Path(__file__).resolve().parents[1]
 HORIZON, LOOKBACK = 48, 336  # the shape of the benchmark: 30-min steps, one day ahead, one week back

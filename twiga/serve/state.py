@@ -24,9 +24,11 @@ from .records import json_body, parse_body
 from .schemas import RecordsRequest
 
 # %% auto #0
-__all__ = ['ServeState']
+__all__ = ['LANE_BYTES', 'ServeState']
 
 # %% ../../nbs/30h_serve.state.ipynb #908a1601
+LANE_BYTES = 256 * 2**10  # bodies up to this size share the window lane of `ServeState.lane`; larger, the bulk lane
+
 class ServeState:
     "What the routes of one app share."
     def __init__(self, loader: ModelLoader, # the served forecaster
@@ -39,11 +41,18 @@ class ServeState:
         self.last_frame: dict | None = None  # the last window answered (`body_to_columns`): the probe of a new model
         self._monitor, self._monitor_lock = None, threading.Lock()
         self.intervals = IntervalStates(self.report_dir / "intervals")  # adaptive interval states, shared
+        self._lanes: dict[bool, anyio.CapacityLimiter] = {}  # the worker lanes of `run_on_records` (`lane`)
 
     async def served(self) -> ServedModel:
         "The model to serve (loaded in a worker thread the first time)."
         s = self.loader.served
         return s if s is not None else await anyio.to_thread.run_sync(self.loader.get)
+
+    def lane(self, size: int) -> anyio.CapacityLimiter:
+        "The worker lane of a body of `size` bytes (windows, or bulk): each runs one request at a time, in order."
+        bulk = size > LANE_BYTES
+        if bulk not in self._lanes: self._lanes[bulk] = anyio.CapacityLimiter(1)  # made on the app's event loop
+        return self._lanes[bulk]
 
     def check_size(self, rows: list | dict):
         "Refuse more than `settings.serve_max_records` rows (`records`, or `columns`' arrays) with 413."
@@ -68,7 +77,7 @@ async def run_on_records(self: ServeState, request: Request, # a request whose b
         out = fn(self, self.loader.get(), req, *args)
         if isinstance(out, bytes): return Response(out, media_type="application/json")  # serialised by `fn` itself
         return Response(answer.model_validate(out).model_dump_json(), media_type="application/json")
-    return await anyio.to_thread.run_sync(work)
+    return await anyio.to_thread.run_sync(work, limiter=self.lane(len(raw)))
 
 # %% ../../nbs/30h_serve.state.ipynb #a8d21e2e
 @patch
