@@ -51,8 +51,10 @@ class ForecastLog:
 
     def __init__(self, directory: str | Path, # where the per-process files go
                  max_bytes: int = 64 * 2**20, # rotate a file above this size
+                 write_every: float = 0.2, # seconds between the writer's turns (`flush` and `close` ask at once)
                 ):
         self.directory, self.max_bytes, self._lock = Path(directory), max_bytes, threading.Lock()
+        self.write_every, self._wake = write_every, threading.Event()
         self._file, self._file_id = None, None  # the open file and the (device, inode) it was opened as
         self._queue, self._writer, self._done = queue.SimpleQueue(), None, threading.Condition()
         self._queued = self._written = 0  # items put on the queue, and items the writer has finished with
@@ -89,12 +91,14 @@ def _csv_rows(at: float, version: int, cols: dict[str, list]) -> str:
 
 @patch
 def _write_queued(self: ForecastLog):
-    "The writer thread: append everything queued, in order, until `close` queues `None`."
+    "The writer thread: every `write_every` s (or when asked), append everything queued, until `close` queues `None`."
     while True:
-        items = [self._queue.get()]
+        self._wake.wait(self.write_every); self._wake.clear()
+        items = []
         while True:
             try: items.append(self._queue.get_nowait())
             except queue.Empty: break
+        if not items: continue
         batch = [i for i in items if i is not None]
         try:
             text = "".join(_csv_rows(*item) for item in batch)
@@ -113,6 +117,7 @@ def flush(self: ForecastLog, timeout: float = 30):
     "Wait until everything queued so far is written (at most `timeout` seconds)."
     with self._done:
         target = self._queued
+        self._wake.set()
         self._done.wait_for(lambda: self._written >= target or self._writer is None or not self._writer.is_alive(),
                             timeout)
 
@@ -136,7 +141,7 @@ def close(self: ForecastLog):
     "Write everything queued, stop the writer thread and close the file (the next `append` starts them again)."
     with self._done: writer, self._writer = self._writer, None
     if writer is not None and writer.is_alive():
-        self._queue.put(None)
+        self._queue.put(None); self._wake.set()
         writer.join()
     atexit.unregister(self.close)
     with self._lock: self._close()
