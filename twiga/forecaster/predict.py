@@ -96,13 +96,13 @@ def predict(self: TwigaForecaster,
 
 # %% ../../nbs/16b_forecaster.predict.ipynb #49c93262
 def _tidy_columns(times: pd.DatetimeIndex, # the series' timestamps
-          origins: np.ndarray, # first forecast row of each window
-          preds: dict, # forecasts by model, `(n_windows, horizon, n_targets)`
-          targets: list[str], horizon: int,
-          windows=None, # the windows' numbers; default 0, 1, ...
-          window_column: bool = True, # include the `window` column
-          **columns: dict, # further columns, each `{model: array shaped as in preds}`
-         ) -> dict[str, np.ndarray]:
+                  origins: np.ndarray, # first forecast row of each window
+                  preds: dict, # forecasts by model, `(n_windows, horizon, n_targets)`
+                  targets: list[str], horizon: int,
+                  windows=None, # the windows' numbers; default 0, 1, ...
+                  window_column: bool = True, # include the `window` column
+                  **columns: dict, # further columns, each `{model: array shaped as in preds}`
+                 ) -> dict[str, np.ndarray]:
     "The tidy frame's columns: one row per window, model, step and target; times as UTC `datetime64` (naive: as given)."
     T, k, n = target_rows(origins, horizon), len(origins), len(preds) * len(targets)
     def flat(arrays: dict) -> np.ndarray:  # k * horizon rows per model and target, in the order of `preds`
