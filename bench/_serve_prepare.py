@@ -13,14 +13,15 @@ from bench.serve import LOOKBACK, _fit, _log_model
 
 
 def main(folder: str) -> dict:
+    import twiga
     d = Path(folder); d.mkdir(parents=True, exist_ok=True)
     ckpt = d / "checkpoints"
     fc, test, fit_s = _fit(ckpt)
     windows = [test.iloc[i * 7: i * 7 + LOOKBACK][fc.input_columns].reset_index(drop=True) for i in range(64)]
     (d / "inproc.pkl").write_bytes(pickle.dumps((fc, windows)))
     model_dir = _log_model(fc, windows[0], d)
-    return {"fit_s": round(fit_s, 1), "checkpoints": str(ckpt), "pickle": str(d / "inproc.pkl"),
-            "model_dir": str(model_dir)}
+    return {"twiga": twiga.__file__, "fit_s": round(fit_s, 1), "checkpoints": str(ckpt),
+            "pickle": str(d / "inproc.pkl"), "model_dir": str(model_dir)}
 
 
 if __name__ == "__main__":

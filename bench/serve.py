@@ -348,10 +348,14 @@ def _targets(med: dict) -> dict:
 
 def _prepare(code: Path | None, d: Path) -> dict:
     "The model of one twiga (`code` first on PYTHONPATH; None: this tree), made by that twiga in its own process."
-    out = subprocess.run([sys.executable, "-m", "bench._serve_prepare", str(d)], env=_env(code, {}), cwd=ROOT,
-                         capture_output=True, text=True, timeout=1800)
+    d.mkdir(parents=True, exist_ok=True)
+    out = subprocess.run([sys.executable, "-m", "bench._serve_prepare", str(d)], env=_env(code, {}), cwd=d.parent,
+                         capture_output=True, text=True, timeout=1800)  # not in ROOT: `-m` puts the cwd first
     if out.returncode: raise RuntimeError(f"preparing the model failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    made = json.loads(out.stdout.strip().splitlines()[-1])
+    want = str(code / "twiga") if code is not None else str(ROOT / "twiga")
+    if not made["twiga"].startswith(want): raise RuntimeError(f"the model was made by {made['twiga']}, not {want}")
+    return made
 
 
 def main() -> dict:
