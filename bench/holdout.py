@@ -27,11 +27,11 @@ import time
 import numpy as np
 
 from twiga.datasets import load_ercot
+from twiga.forecaster.conformal import _wilson
 from twiga.pipeline.flows import (
     INTERVAL_NOMINAL,
     MAX_COVERAGE_GAP,
     MIN_HOLDOUT_WINDOWS,
-    _wilson,
     coverage_interval,
     judge_coverage,
 )

@@ -12,9 +12,9 @@ from .core.errors import ConfigError, TwigaError
 from .core.utils import configure
 
 # %% auto #0
-__all__ = ['cmd_quickstart', 'add_quickstart', 'cmd_train', 'add_train', 'cmd_retrain', 'add_retrain', 'cmd_retrain_job',
-           'add_retrain_job', 'cmd_monitor', 'add_monitor', 'cmd_schedule', 'add_schedule', 'cmd_serve',
-           'add_serve_command', 'add_pipeline_commands', 'build_parser', 'main']
+__all__ = ['cmd_quickstart', 'add_quickstart', 'cmd_train', 'add_train', 'coverage_table', 'cmd_retrain', 'add_retrain',
+           'cmd_retrain_job', 'add_retrain_job', 'cmd_monitor', 'add_monitor', 'cmd_schedule', 'add_schedule',
+           'cmd_serve', 'add_serve_command', 'add_pipeline_commands', 'build_parser', 'main']
 
 # %% ../nbs/90_cli.ipynb #e0034ec0
 def _common(p, prefect=True):
@@ -71,8 +71,25 @@ def add_train(sub) -> None:
     _common(t); t.set_defaults(func=cmd_train)
 
 # %% ../nbs/90_cli.ipynb #bf7bb2cb
+def coverage_table(metrics: dict, # a forecaster's metrics: holdout `coverage` and `calibration_coverage` facts
+                   title: str):
+    "A rich table of each model's holdout coverage beside its cross-validated calibration coverage."
+    from rich.table import Table
+    t = Table(title=title)
+    for c in ("model", "holdout", "95% CI", "points / windows", "calibration (cv)", "95% CI ", "points / windows "):
+        t.add_column(c, justify="left" if c == "model" else "right")
+    def facts(v, pre):
+        if v.get(f"{pre}coverage") is None or v.get(f"{pre}coverage_windows") is None: return ["-", "-", "-"]
+        return [f"{v[pre + 'coverage']:.2%}", f"{v[pre + 'coverage_low']:.0%}-{v[pre + 'coverage_high']:.0%}",
+                f"{v[pre + 'coverage_points']:.0f} / {v[pre + 'coverage_windows']:.0f}"]
+    for m, v in metrics.items(): t.add_row(m, *facts(v, ""), *facts(v, "calibration_"))
+    return t
+
 def cmd_retrain(args) -> int:
     "Check drift, retrain when due, promote a better challenger, reload the server."
+    from rich.console import Console
+
+    from twiga.pipeline.flows import INTERVAL_NOMINAL
     from twiga.pipeline.jobs import retrain_from_file, show_result
     r = retrain_from_file(
         args.reference, args.current, checkpoint_dir=args.checkpoint_dir, config=args.config, use_prefect=args.prefect,
@@ -80,6 +97,11 @@ def cmd_retrain(args) -> int:
         metric_key=args.metric, minimize=args.metric != "corr", min_improvement=args.min_improvement,
         holdout_size=args.holdout_size, fastapi_reload_url=args.reload_url, report_dir=args.report_dir,
         experiment=args.experiment, run_name=args.run_name, track=not args.no_track)
+    con = Console()
+    for who, m in (("champion", r.champion_metrics), ("challenger", r.challenger_metrics)):
+        if any("calibration_coverage" in v for v in m.values()):
+            con.print(coverage_table(m, f"Coverage of the {who}'s {INTERVAL_NOMINAL:.0%} intervals: holdout and "
+                                        "cross-validated calibration windows"))
     show_result(r)
     return 0
 

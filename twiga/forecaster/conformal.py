@@ -8,19 +8,21 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
 from fastcore.basics import patch
 
 from ..core.errors import InvalidInputError
-from .calibration import calibration_facts
+from .calibration import MIN_CALIBRATION_WINDOWS, calibration_facts
 from .core import TwigaForecaster
-from .predict import ENSEMBLE
+from .predict import ENSEMBLE, _combine
 
 # %% auto #0
-__all__ = ['INTERVAL_METHOD', 'TRACKED_LEVELS', 'LEARNING_RATE', 'SCALE_RATE', 'ScoreModel', 'scale', 'fit_scores',
-           'check_coverage', 'score_quantiles', 'AdaptiveState', 'bounds', 'adapt', 'state_key']
+__all__ = ['INTERVAL_METHOD', 'TRACKED_LEVELS', 'LEARNING_RATE', 'SCALE_RATE', 'COVERAGE_CONFIDENCE', 'CV_FOLDS', 'ScoreModel',
+           'scale', 'fit_scores', 'check_coverage', 'score_quantiles', 'AdaptiveState', 'bounds', 'adapt', 'state_key',
+           'coverage_interval', 'window_starts', 'cv_coverage']
 
 # %% ../../nbs/16g_forecaster.conformal.ipynb #3347650f
 INTERVAL_METHOD = "scaled split-conformal (level and step), adaptive: conformal PID-style quantile tracking"
@@ -248,3 +250,88 @@ def interval_facts(self: TwigaForecaster,
                      "scale": [round(s, 4) for s in st.scale]}
     return {"method": INTERVAL_METHOD, "calibration": calibration_facts(self._calibration()),
             "adaptive": {"learning_rate": LEARNING_RATE, "scale_rate": SCALE_RATE, "models": models}}
+
+# %% ../../nbs/16g_forecaster.conformal.ipynb #cf5883ac
+COVERAGE_CONFIDENCE = 0.95  # confidence of the coverage intervals
+
+def _wilson(p: float, n: float, confidence: float) -> tuple[float, float]:
+    "Wilson score interval of a share `p` observed on `n` (effective) observations."
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    centre, half = p + z * z / (2 * n), z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, (centre - half) / (1 + z * z / n)), min(1.0, (centre + half) / (1 + z * z / n))
+
+def coverage_interval(window_coverage, # coverage of each scored window (one per window and target)
+                      window_points, # points scored in each window
+                      confidence: float = COVERAGE_CONFIDENCE, # of the interval
+                      min_windows: int = MIN_CALIBRATION_WINDOWS, # fewer: each window counts as one observation
+                     ) -> dict[str, float]:
+    "Coverage over all points, its points and windows, and a confidence interval that counts the windows."
+    c, m = np.asarray(window_coverage, "float64"), np.asarray(window_points, "float64")
+    ok = ~np.isnan(c) & (m > 0)
+    c, m = c[ok], m[ok]
+    k, n = len(c), float(m.sum())
+    if k == 0: return {"coverage_points": 0, "coverage_windows": 0, "coverage_low": np.nan, "coverage_high": np.nan}
+    p, phi = float((c * m).sum() / n), n / k  # phi: each window one observation
+    if k >= min_windows and 0 < p < 1:
+        phi = min(max(float((m * (c - p) ** 2).sum()) / ((k - 1) * p * (1 - p)), 1.0), n / k)
+    lo, hi = _wilson(p, n / phi, confidence)
+    return {"coverage_points": int(n), "coverage_windows": k, "coverage_low": lo, "coverage_high": hi}
+
+# %% ../../nbs/16g_forecaster.conformal.ipynb #13a04aed
+CV_FOLDS = 10  # folds of the cross-validated calibration coverage (fewer when there are fewer windows)
+
+def window_starts(origins: pd.DatetimeIndex, # first target time of each forecast, in time order
+                  span: pd.Timedelta, # time a window covers (horizon x step)
+                 ) -> np.ndarray:
+    "Positions of the forecasts that start non-overlapping windows: the first, then each `span` after the last kept."
+    keep, last = [], None
+    for i, t in enumerate(origins):
+        if last is None or t - last >= span: keep.append(i); last = t
+    return np.asarray(keep, dtype=int)
+
+# %% ../../nbs/16g_forecaster.conformal.ipynb #6c99e6ff
+def _window_coverage(sm: ScoreModel, j: int, n_targets: int, # scores, target position, targets
+                     actual: np.ndarray, pred: np.ndarray, # one target's windows `(k, horizon)`
+                     coverage: float) -> tuple[np.ndarray, np.ndarray]:
+    "Coverage and points of each window at `coverage`, with the initial adaptive state."
+    lo, hi = bounds(sm, AdaptiveState.initial(n_targets), j, pred, np.arange(1, pred.shape[1] + 1)[None, :], coverage)
+    ok = ~np.isnan(actual) & ~np.isnan(pred)
+    points = ok.sum(axis=1)
+    with np.errstate(invalid="ignore"): return (ok & (lo <= actual) & (actual <= hi)).sum(axis=1) / points, points
+
+def cv_coverage(actual: np.ndarray, pred: np.ndarray, # calibration values and one model's forecasts `(n, H, T)`
+                origins: pd.DatetimeIndex, # first target time of each forecast
+                span: pd.Timedelta, # time a window covers (horizon x step)
+                coverage: float, folds: int = CV_FOLDS, # nominal coverage; blocks of windows (at most)
+               ) -> dict:
+    "Coverage of the method on each block of calibration windows, scores fitted on the others: pooled, with its CI."
+    starts, T = window_starts(origins, span), actual.shape[2]
+    k = min(folds, len(starts))
+    if k < 2: return {"coverage": np.nan, **coverage_interval([], []), "folds": k}
+    fold, ends, cov, pts = np.arange(len(starts)) * k // len(starts), origins + span, [], []
+    for f in range(k):
+        test = starts[fold == f]
+        fit = (ends <= origins[test[0]]) | (origins >= ends[test[-1]])  # forecasts whose targets miss the block
+        for j in range(T):
+            sm = fit_scores(actual[fit, :, j], pred[fit, :, j])
+            c, m = _window_coverage(sm, j, T, actual[test, :, j], pred[test, :, j], coverage)
+            cov.append(c); pts.append(m)
+    cov, pts = np.concatenate(cov), np.concatenate(pts)
+    ok = pts > 0
+    p = float((cov[ok] * pts[ok]).sum() / pts[ok].sum()) if ok.any() else np.nan
+    return {"coverage": p, **coverage_interval(cov, pts), "folds": k}
+
+# %% ../../nbs/16g_forecaster.conformal.ipynb #a3f3b953
+@patch
+def calibration_coverage(self: TwigaForecaster,
+                         coverage: float = 0.9, # nominal coverage of the intervals checked
+                         ensemble_strategy: str | None = "mean", # adds the ensemble of this strategy; None: models only
+                         folds: int = CV_FOLDS, # blocks of calibration windows (fewer when there are fewer windows)
+                        ) -> dict[str, dict]:
+    "Cross-validated coverage of each model's intervals on its calibration windows: `{model: {coverage, ...}}`."
+    self._check_fitted(); check_coverage(coverage)
+    if not isinstance(folds, int) or isinstance(folds, bool) or folds < 2:
+        raise InvalidInputError(f"Argument `folds` must be an integer >= 2. Got {folds!r}.")
+    cal, span = self._calibration(), self.window.horizon * self.data_params.step
+    preds = _combine(cal.pred, ensemble_strategy)
+    return {name: cv_coverage(cal.actual, p, cal.origins, span, coverage, folds) for name, p in preds.items()}

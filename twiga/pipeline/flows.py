@@ -8,19 +8,17 @@ from __future__ import annotations
 import contextlib
 import inspect
 import json
-import math
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from prefect import flow, task
 from prefect.context import FlowRunContext
-from scipy.stats import norm
 
 from ..core.errors import ConfigError, InvalidInputError
 from ..core.settings import load_settings
+from ..forecaster.conformal import COVERAGE_CONFIDENCE, coverage_interval
 from .schemas import DriftSummary, RetrainingResult, TrainingResult
 from twiga.pipeline.tasks import (
     TASK_OPTIONS,
@@ -40,10 +38,10 @@ from twiga.pipeline.tasks import (
 )
 
 # %% auto #0
-__all__ = ['INTERVAL_NOMINAL', 'MAX_COVERAGE_GAP', 'MIN_HOLDOUT_WINDOWS', 'COVERAGE_CONFIDENCE', 'FLOWS', 'training_flow',
-           'split_holdout', 'challenger_training_data', 'holdout_score', 'improvement', 'calibration_gap',
-           'coverage_interval', 'coverage_facts', 'judge_coverage', 'log_retraining', 'retraining_flow',
-           'job_notebook_flow', 'build_deployment', 'serve_deployments']
+__all__ = ['INTERVAL_NOMINAL', 'MAX_COVERAGE_GAP', 'MIN_HOLDOUT_WINDOWS', 'FLOWS', 'training_flow', 'split_holdout',
+           'challenger_training_data', 'holdout_score', 'improvement', 'calibration_gap', 'coverage_facts',
+           'judge_coverage', 'calibration_coverage_facts', 'judge_calibration', 'log_retraining', 'retraining_flow',
+           'job_notebook_flow', 'build_deployment', 'serve_deployments', 'COVERAGE_CONFIDENCE', 'coverage_interval']
 
 # %% ../../nbs/42_pipeline.flows.ipynb #46109fa3
 def _run(step, **kwargs):
@@ -162,29 +160,7 @@ def calibration_gap(metrics: dict[str, dict[str, float]], # `{model: {metric: va
 
 # %% ../../nbs/42_pipeline.flows.ipynb #2e9124f3
 MIN_HOLDOUT_WINDOWS = 30  # fewer holdout windows are too few to judge coverage (see `python -m bench holdout`)
-COVERAGE_CONFIDENCE = 0.95  # confidence of the coverage interval
-
-def _wilson(p: float, n: float, confidence: float) -> tuple[float, float]:
-    "Wilson score interval of a share `p` observed on `n` (effective) observations."
-    z = float(norm.ppf(0.5 + confidence / 2))
-    centre, half = p + z * z / (2 * n), z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return max(0.0, (centre - half) / (1 + z * z / n)), min(1.0, (centre + half) / (1 + z * z / n))
-
-def coverage_interval(window_coverage, # coverage of each scored window (one per window and target)
-                      window_points, # points scored in each window
-                      confidence: float = COVERAGE_CONFIDENCE, # of the interval
-                     ) -> dict[str, float]:
-    "Coverage over all points, its points and windows, and a confidence interval that counts the windows."
-    c, m = np.asarray(window_coverage, "float64"), np.asarray(window_points, "float64")
-    ok = ~np.isnan(c) & (m > 0)
-    c, m = c[ok], m[ok]
-    k, n = len(c), float(m.sum())
-    if k == 0: return {"coverage_points": 0, "coverage_windows": 0, "coverage_low": np.nan, "coverage_high": np.nan}
-    p, phi = float((c * m).sum() / n), n / k  # phi: each window one observation
-    if k >= MIN_HOLDOUT_WINDOWS and 0 < p < 1:
-        phi = min(max(float((m * (c - p) ** 2).sum()) / ((k - 1) * p * (1 - p)), 1.0), n / k)
-    lo, hi = _wilson(p, n / phi, confidence)
-    return {"coverage_points": int(n), "coverage_windows": k, "coverage_low": lo, "coverage_high": hi}
+_all_ = ["COVERAGE_CONFIDENCE", "coverage_interval"]  # defined with the intervals, named here too
 
 def coverage_facts(summary: dict[str, dict[str, float]], # `metrics_summary(metrics_df)`
                    metrics_df: pd.DataFrame, # per-window metrics (`coverage`, `n`) from `evaluate_model`
@@ -192,7 +168,7 @@ def coverage_facts(summary: dict[str, dict[str, float]], # `metrics_summary(metr
     "`summary` with each model's coverage sample size and confidence interval added (`coverage_interval`)."
     if "coverage" not in metrics_df.columns: return summary
     for m, g in metrics_df.groupby("model", sort=False):
-        summary.setdefault(str(m), {}).update(coverage_interval(g["coverage"], g["n"]))
+        summary.setdefault(str(m), {}).update(coverage_interval(g["coverage"], g["n"], min_windows=MIN_HOLDOUT_WINDOWS))
     return summary
 
 # %% ../../nbs/42_pipeline.flows.ipynb #5e63baf0
@@ -224,6 +200,38 @@ def judge_coverage(m: dict[str, float], # the deciding model's holdout metrics: 
         why += ("; too-wide intervals on a short holdout are usual for calibrated ones (their misses cluster in a few "
                 "days) and err on the safe side")
     return False, f"{words}, not significantly: {why}; so coverage does not refuse it"
+
+# %% ../../nbs/42_pipeline.flows.ipynb #83d38f17
+def calibration_coverage_facts(summary: dict[str, dict[str, float]], # each model's holdout metrics
+                               forecaster, # the fitted forecaster they are of
+                               nominal: float = INTERVAL_NOMINAL, # the intervals' nominal coverage
+                              ) -> dict[str, dict[str, float]]:
+    "`summary` with each model's cross-validated calibration coverage added (`calibration_coverage`)."
+    try: cv = forecaster.calibration_coverage(nominal, ensemble_strategy="mean")
+    except Exception as e:  # an old checkpoint without calibration data: the holdout alone speaks
+        run_logger().warning("No calibration coverage: %s: %s", type(e).__name__, e)
+        return summary
+    for m, v in cv.items():
+        summary.setdefault(m, {}).update({f"calibration_{k}": float(v[k]) for k in
+                                          ("coverage", "coverage_points", "coverage_windows", "coverage_low",
+                                           "coverage_high")})
+    return summary
+
+# %% ../../nbs/42_pipeline.flows.ipynb #fdc61e19
+def judge_calibration(m: dict[str, float], # a model's metrics with `calibration_coverage_facts`
+                      nominal: float = INTERVAL_NOMINAL, # the intervals' nominal coverage
+                      max_gap: float | None = MAX_COVERAGE_GAP, # further off than this: refused
+                     ) -> tuple[bool, str] | None:
+    "(refuse, words) of a model's cross-validated calibration coverage; None when it has none."
+    cov = m.get("calibration_coverage")
+    if cov is None or cov != cov: return None
+    gap = cov - nominal
+    words = (f"cross-validated on its calibration windows they cover {cov:.2%} "
+             f"({int(m['calibration_coverage_points'])} points in {int(m['calibration_coverage_windows'])} windows, "
+             f"{COVERAGE_CONFIDENCE:.0%} CI {m['calibration_coverage_low']:.0%}-{m['calibration_coverage_high']:.0%})")
+    if max_gap is None or abs(gap) <= max_gap + 1e-9: return False, words
+    return True, f"{words}, {abs(gap) * 100:.2f} points {'under' if gap < 0 else 'over'} nominal (more than " \
+                 f"{max_gap * 100:.0f})"
 
 # %% ../../nbs/42_pipeline.flows.ipynb #613a6406
 def _check_args(reference_data_path, current_data_path, metric_key, drift_threshold, min_improvement):
@@ -258,7 +266,7 @@ def _assess(champ, reference, current, report_dir, feature_cols, drift_method, h
                                         target_col=dp.targets[0], date_col=date_col, method=drift_method))
     earlier, holdout = split_holdout(current, champ, holdout_size)
     _, met = _run(evaluate_model, forecaster=champ, test_df=holdout, history_df=earlier)
-    return drift, earlier, holdout, coverage_facts(metrics_summary(met), met)
+    return drift, earlier, holdout, calibration_coverage_facts(coverage_facts(metrics_summary(met), met), champ)
 
 def _challenge(champ, challenger, reference, earlier, holdout):
     "Fit a challenger with `challenger`'s (or the champion's) configuration and score it: (forecaster, metrics, error)."
@@ -266,7 +274,7 @@ def _challenge(champ, challenger, reference, earlier, holdout):
         fc = clone_forecaster(challenger if challenger is not None else champ)
         fc = _run(fit_forecaster, forecaster=fc, train_df=challenger_training_data(reference, earlier, champ))
         _, met = _run(evaluate_model, forecaster=fc, test_df=holdout, history_df=earlier)
-        return fc, coverage_facts(metrics_summary(met), met), None
+        return fc, calibration_coverage_facts(coverage_facts(metrics_summary(met), met), fc), None
     except Exception as e:  # any failure of the retrain leaves the champion in place
         run_logger().error("Retraining failed: %s: %s", type(e).__name__, e)
         return None, {}, f"{type(e).__name__}: {e}"
@@ -286,10 +294,13 @@ def _promote(res, chall, store_dir, holdout, tracker, register, registered_model
 
 # %% ../../nbs/42_pipeline.flows.ipynb #ae1774b2
 def _coverage_words(metrics, res, model_name, max_coverage_gap):
-    "(model, refuse, words) of the deciding model's holdout coverage; None when it has no intervals."
+    "(model, refuse, words) of the deciding model's holdout and calibration coverage; None when it has no intervals."
     gap = calibration_gap(metrics, res.metric_key, model_name, res.minimize)
     if gap is None: return None
-    return (gap[0], *judge_coverage(metrics[gap[0]], INTERVAL_NOMINAL, max_coverage_gap))
+    refuse, words = judge_coverage(metrics[gap[0]], INTERVAL_NOMINAL, max_coverage_gap)
+    cal = judge_calibration(metrics[gap[0]], INTERVAL_NOMINAL, max_coverage_gap)
+    if cal is not None: refuse, words = refuse or cal[0], f"{words}; {cal[1]}"
+    return gap[0], refuse, words
 
 def _decide(res, why, error, min_improvement, model_name, promote, max_coverage_gap=MAX_COVERAGE_GAP) -> None:
     "Fill `retrained`, scores and `reason` of `res`; call `promote()` when the challenger wins."
@@ -339,6 +350,10 @@ def log_retraining(tracker, # the active TwigaTracker of the flow
                   if v is not None}}
     for k in ("champion_score", "challenger_score", "improvement", "challenger_coverage"):
         if getattr(result, k) is not None: metrics[k] = getattr(result, k)
+    if result.challenger_coverage is not None:  # the deciding model's calibration coverage, beside its holdout one
+        gap = calibration_gap(result.challenger_metrics, result.metric_key, params.get("model_name"), result.minimize)
+        cal = result.challenger_metrics[gap[0]].get("calibration_coverage") if gap else None
+        if cal is not None: metrics["challenger_calibration_coverage"] = cal
     tracker.log_metrics(metrics)
     tracker.set_tags({"twiga.retrained": result.retrained, "twiga.promoted": result.promoted,
                       "twiga.reason": result.reason, "twiga.drift_detected": ds.drift_detected,
