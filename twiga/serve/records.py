@@ -6,7 +6,9 @@
 from __future__ import annotations
 
 import difflib
+import functools
 import re
+from operator import attrgetter
 from typing import Annotated, Literal
 
 import msgspec
@@ -36,9 +38,26 @@ class _IntervalBody(_PredictBody, forbid_unknown_fields=True):
 
 _FAST = {PredictRequest: msgspec.json.Decoder(_PredictBody), IntervalRequest: msgspec.json.Decoder(_IntervalBody)}
 
-def _fast_parse(model: type[BaseModel], raw: bytes) -> BaseModel | None:
+@functools.lru_cache(maxsize=32)
+def _records_decoder(model: type[BaseModel], date_col: str | None, columns: tuple[str, ...]) -> msgspec.json.Decoder:
+    "A decoder of `model`'s body whose records hold `columns` and no other: the date a string, the rest numbers."
+    fields = [(c, str | None if c == date_col else int | float | None, None) for c in columns]
+    record = msgspec.defstruct("Record", fields, kw_only=True, forbid_unknown_fields=True)
+    base = _FAST[model].type
+    body = msgspec.defstruct(base.__name__, [("records", Annotated[list[record], _Rows] | None, None)], bases=(base,),
+                             forbid_unknown_fields=True)
+    return msgspec.json.Decoder(body)
+
+def _fast_parse(model: type[BaseModel], raw: bytes,
+                columns: tuple[str | None, tuple[str, ...]] | None = None) -> BaseModel | None:
     "`raw` as `model` by msgspec (exactly one of `records` and `columns`), or None: pydantic will say what is wrong."
     if (decoder := _FAST.get(model)) is None: return None
+    if columns is not None:  # records of exactly these columns, typed as the model takes them: no dict per record
+        try: body = _records_decoder(model, *columns).decode(raw)
+        except (msgspec.ValidationError, msgspec.DecodeError): body = None
+        if body is not None and body.records is not None and body.columns is None and all(
+                any(getattr(r, c) is not None for r in body.records) for c in columns[1]):  # else: say which is absent
+            return model.model_construct(**{f: getattr(body, f) for f in body.__struct_fields__})
     try: body = decoder.decode(raw)
     except (msgspec.ValidationError, msgspec.DecodeError): return None
     if (body.records is None) == (body.columns is None): return None
@@ -47,10 +66,11 @@ def _fast_parse(model: type[BaseModel], raw: bytes) -> BaseModel | None:
 # %% ../../nbs/30d_serve.records.ipynb #8cea177f
 def parse_body(model: type[BaseModel], # the body's model
                raw: bytes, # the request body
+               columns: tuple[str | None, tuple[str, ...]] | None = None, # the served model's date and input columns
               ) -> BaseModel:
     "`raw` parsed and validated as `model` (msgspec, else pydantic); a `RequestValidationError` names each problem."
     if not raw.strip(): raise InvalidInputError(f"The request body is empty: send a JSON object with {_fields(model)}.")
-    if (fast := _fast_parse(model, raw)) is not None: return fast
+    if (fast := _fast_parse(model, raw, columns)) is not None: return fast
     try: return model.model_validate_json(raw)
     except ValidationError as e: raise RequestValidationError(e.errors(include_url=False)) from None
 
@@ -99,6 +119,7 @@ _ISO = r"\d{4}-\d\d-\d\d(?:T\d\d:\d\d(?::\d\d(?:\.\d{1,9})?)?)?"  # what NumPy p
 _OFFSET = re.compile(r"(?:Z|[+-]\d\d:?\d\d)$")
 
 _YEAR = np.array([1000, 100, 10, 1])
+_STARTS_AS_DATE = re.compile(r"\s*\d{4}")  # pandas' ISO8601 also reads "now" and "today" as the current time
 
 def _iso_fast(values: list[str]) -> pd.DatetimeIndex | None:
     "Timestamps of one ISO 8601 layout and one UTC offset (or none), parsed by NumPy; None for anything else."
@@ -128,10 +149,14 @@ def _timestamps(values: list, name: str) -> pd.DatetimeIndex:
         raise InvalidInputError(
             f"Column `{name}` must hold an ISO 8601 timestamp string in every record. Got {got} in record {bad}.")
     if values and (fast := _iso_fast(values)) is not None: return fast
-    try: return pd.to_datetime(values, utc=True, format="ISO8601")
+    try:
+        if (i := next((i for i, v in enumerate(values) if not _STARTS_AS_DATE.match(v)), None)) is not None:
+            raise ValueError(i)
+        return pd.to_datetime(values, utc=True, format="ISO8601")
     except (ValueError, TypeError, OverflowError):
         parsed = pd.to_datetime(values, utc=True, format="ISO8601", errors="coerce")
-        i = int(np.flatnonzero(parsed.isna())[0]) if parsed.isna().any() else 0
+        bad = parsed.isna() | np.array([not _STARTS_AS_DATE.match(v) for v in values])
+        i = int(np.flatnonzero(bad)[0]) if bad.any() else 0
         msg = f"Column `{name}` must hold ISO 8601 timestamps. Got {values[i]!r} in record {i}."
         raise InvalidInputError(msg) from None
 
@@ -140,6 +165,11 @@ def _records_columns(records: list[dict], date_col: str | None, required: list[s
     "`records_to_frame`'s columns: a UTC `DatetimeIndex` for the date, float64 arrays for the values."
     if not records:
         raise InvalidInputError("Argument `records` is empty: send at least one lookback window of records.")
+    if isinstance(records[0], msgspec.Struct) and set(required) <= set(records[0].__struct_fields__):
+        keep = list(dict.fromkeys(required + ([date_col] if date_col in records[0].__struct_fields__ else [])))
+        return _parse_columns({c: list(map(attrgetter(c), records)) for c in keep}, date_col)  # `parse_body`'s typed
+    if isinstance(records[0], msgspec.Struct):  # records, as the dicts they were sent as
+        records = [{k: v for k, v in msgspec.structs.asdict(r).items() if v is not None} for r in records]
     present = set().union(*records)
     missing = [c for c in required if c not in present]
     if missing: raise InvalidInputError(_missing_columns_message(missing, sorted(present)))
