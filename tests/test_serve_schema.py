@@ -71,7 +71,8 @@ def test_an_unexpected_error_is_logged_and_counted(app, serve_errors):
     from fastapi.testclient import TestClient
     forecaster = app.state.twiga.loader.get().forecaster
     body = {"records": [{"timestamp": "2018-04-01T00:00:00", "demand_mwh": 1.0}]}
-    with mock.patch.object(app.state.twiga, "loader", mock.Mock(get=mock.Mock(side_effect=ZeroDivisionError))):
+    broken = mock.Mock(served=None, get=mock.Mock(side_effect=ZeroDivisionError))  # a loader whose `get` has a bug
+    with mock.patch.object(app.state.twiga, "loader", broken):
         r = TestClient(app, raise_server_exceptions=False).post("/predict", json=body, headers={"X-API-Key": KEY})
     assert (r.status_code, r.json()["error"]) == (500, "InternalError")
     assert [x.getMessage() for x in serve_errors] == ["Unhandled ZeroDivisionError on POST /predict"]

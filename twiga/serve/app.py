@@ -57,7 +57,7 @@ def _lifespan(state: ServeState):
         try: yield
         finally:
             task.cancel()
-            state.forecasts.close()
+            state.close()  # the lanes' threads, then the served forecasts still queued
             if state.metrics.multiprocess:
                 from prometheus_client import multiprocess
                 multiprocess.mark_process_dead(os.getpid())

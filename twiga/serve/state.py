@@ -5,7 +5,10 @@
 # %% ../../nbs/30h_serve.state.ipynb #8eebe2ee
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import anyio
@@ -41,18 +44,28 @@ class ServeState:
         self.last_frame: dict | None = None  # the last window answered (`body_to_columns`): the probe of a new model
         self._monitor, self._monitor_lock = None, threading.Lock()
         self.intervals = IntervalStates(self.report_dir / "intervals")  # adaptive interval states, shared
-        self._lanes: dict[bool, anyio.CapacityLimiter] = {}  # the worker lanes of `run_on_records` (`lane`)
+        self._lanes: dict[bool, ThreadPoolExecutor] = {}  # the worker lanes of `run_on_records` (`lane`)
+        self._lanes_lock = threading.Lock()
 
     async def served(self) -> ServedModel:
         "The model to serve (loaded in a worker thread the first time)."
         s = self.loader.served
         return s if s is not None else await anyio.to_thread.run_sync(self.loader.get)
 
-    def lane(self, size: int) -> anyio.CapacityLimiter:
+    def lane(self, size: int) -> ThreadPoolExecutor:
         "The worker lane of a body of `size` bytes (windows, or bulk): each runs one request at a time, in order."
         bulk = size > LANE_BYTES
-        if bulk not in self._lanes: self._lanes[bulk] = anyio.CapacityLimiter(1)  # made on the app's event loop
-        return self._lanes[bulk]
+        with self._lanes_lock:
+            if bulk not in self._lanes:
+                name = "twiga-bulk" if bulk else "twiga-windows"
+                self._lanes[bulk] = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+            return self._lanes[bulk]
+
+    def close(self):
+        "Stop the lanes' threads (after the requests they hold) and write the served forecasts still queued."
+        with self._lanes_lock: lanes, self._lanes = list(self._lanes.values()), {}
+        for lane in lanes: lane.shutdown(wait=True)
+        self.forecasts.close()
 
     def check_size(self, rows: list | dict):
         "Refuse more than `settings.serve_max_records` rows (`records`, or `columns`' arrays) with 413."
@@ -72,12 +85,16 @@ async def run_on_records(self: ServeState, request: Request, # a request whose b
     "Answer `fn(self, served, req, *args)` as `answer` JSON, `req` the request's `body`, all in one worker thread."
     raw = await request.body()
     def work() -> Response:
-        req = parse_body(body, raw)
+        served = self.loader.served  # the model loaded now: its columns give the records' types (`parse_body`)
+        cols = None if served is None else (served.date_col, tuple(dict.fromkeys([served.date_col,
+                                                                                  *served.input_columns])))
+        req = parse_body(body, raw, cols)
         self.check_size(req.records if req.records is not None else req.columns)
         out = fn(self, self.loader.get(), req, *args)
         if isinstance(out, bytes): return Response(out, media_type="application/json")  # serialised by `fn` itself
         return Response(answer.model_validate(out).model_dump_json(), media_type="application/json")
-    return await anyio.to_thread.run_sync(work, limiter=self.lane(len(raw)))
+    lane, run = self.lane(len(raw)), contextvars.copy_context().run  # the worker sees this request's context
+    return await asyncio.get_running_loop().run_in_executor(lane, run, work)
 
 # %% ../../nbs/30h_serve.state.ipynb #a8d21e2e
 @patch
