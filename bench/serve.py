@@ -173,12 +173,26 @@ def _rss_mb(pid) -> float:
     return round(kb / 1024 + sum(_rss_mb(int(c)) for c in children), 1)
 
 
+def _connections(port: int) -> list[int]:
+    "Established connections to `port` per server process, most first (`ss`; empty where `ss` is missing)."
+    try: out = subprocess.run(["ss", "-tnpH", "state", "established", f"( sport = :{port} )"], capture_output=True,
+                              text=True, timeout=10).stdout
+    except (OSError, subprocess.TimeoutExpired): return []
+    pids = [w.split("pid=")[1].split(",")[0] for w in out.split() if "pid=" in w]
+    return sorted((pids.count(p) for p in set(pids)), reverse=True)
+
+
 def _load(srv: Proc, path: str, files: list[Path], connections: int, seconds: float = LOAD_S) -> dict:
-    "`connections` keep-alive clients for `seconds` (or MAX_REQUESTS answers): latency, throughput, CPU of both sides."
+    "`connections` keep-alive clients for `seconds` (or MAX_REQUESTS answers): latency, throughput, CPU of both sides,"
+    "and how the clients' connections were spread over the server's processes (sampled half-way)."
     cmd = [sys.executable, "-m", "bench._load", str(srv.port), path, str(connections), f"{seconds:g}",
            str(MAX_REQUESTS), *map(str, files)]
+    spread: list[int] = []
+    probe = threading.Timer(seconds / 2, lambda: spread.extend(_connections(srv.port)))
     c0, t0, s0 = os.times(), time.perf_counter(), _cpu_s(srv.proc.pid)
+    probe.start()
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60, check=True, cwd=ROOT)
+    probe.join()
     wall, c1, s1 = time.perf_counter() - t0, os.times(), _cpu_s(srv.proc.pid)
     r = json.loads(out.stdout.strip().splitlines()[-1])
     n, secs = r["requests"], r["duration_us"] / 1e6
@@ -187,7 +201,7 @@ def _load(srv: Proc, path: str, files: list[Path], connections: int, seconds: fl
             "p90_ms": round(r["p90_us"] / 1000, 2), "p99_ms": round(r["p99_us"] / 1000, 2),
             "max_ms": round(r["max_us"] / 1000, 1), "n": n, "failed": r["non_2xx"] + r["socket_errors"],
             "server_cpu_ms_per_request": round((s1 - s0) / max(n, 1) * 1000, 2),
-            "load_cpu_share": round(load_cpu / wall, 3)}
+            "load_cpu_share": round(load_cpu / wall, 3), "connections_per_process": spread}
 
 
 def _check_first(srv: Proc, path: str, files: list[Path]) -> list:
@@ -284,6 +298,7 @@ def _median(runs: list[dict]) -> dict:
         if isinstance(v, dict): out[k] = _median([r[k] for r in runs])
         elif isinstance(v, (int, float)) and not isinstance(v, bool):
             out[k] = round(statistics.median(r[k] for r in runs), 3)
+        elif isinstance(v, list): out[k] = [r[k] for r in runs]  # e.g. connections per process: each run's
         else: out[k] = v
     return out
 
