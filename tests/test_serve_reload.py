@@ -1,11 +1,13 @@
 """Hot reload against a real uvicorn on 127.0.0.1: no request fails while the model is swapped every second, every
 answer comes from one whole model version, a failed reload keeps the old model, and with two workers a newly
 current checkpoint reaches both within a few seconds."""
+import http.client
 import json
 import os
 import shutil
 import threading
 import time
+from collections import Counter
 
 import pytest
 from _serve_helpers import HORIZON, LOOKBACK, Client, Server, ercot_split, fit_and_save, records, request
@@ -132,6 +134,25 @@ def test_failed_reload_keeps_the_old_model(two_versions):
         CheckpointStore(ckpt).rollback(2)
 
 
+def _pids_of_open_connections(port: int, n: int) -> Counter:
+    "Open `n` connections at once (as a client's pool keeps them), then ask each which worker holds it."
+    conns = [http.client.HTTPConnection("127.0.0.1", port, timeout=30) for _ in range(n)]
+    for c in conns: c.connect()
+    pids = Counter()
+    for c in conns:
+        c.request("GET", "/health")
+        pids[json.loads(c.getresponse().read())["pid"]] += 1
+        c.close()
+    return pids
+
+
+def _listening_sockets(port: int) -> int:
+    "How many sockets listen on `port` (Linux's /proc/net/tcp*: one line per socket, however many processes share it)."
+    lines = [line.split() for f in ("/proc/net/tcp", "/proc/net/tcp6") if os.path.exists(f)
+             for line in open(f).read().splitlines()[1:]]
+    return sum(int(w[1].rsplit(":", 1)[1], 16) == port and w[3] == "0A" for w in lines)  # 0A: LISTEN
+
+
 def test_every_worker_follows_a_new_checkpoint(two_versions):
     base, ckpt, bodies = two_versions
     store = CheckpointStore(ckpt)
@@ -144,6 +165,11 @@ def test_every_worker_follows_a_new_checkpoint(two_versions):
             if len(seen) == 2 and all(v == 2 for v in seen.values()): break
             time.sleep(0.02)
         assert len(seen) == 2 and set(seen.values()) == {2}, seen
+        # both up, each listening on a socket of its own (SO_REUSEPORT), not on the one socket uvicorn's parent shares
+        # (where the first worker to wake takes every waiting connection): connections opened at once reach both
+        assert _listening_sockets(srv.port) == 2
+        spread = _pids_of_open_connections(srv.port, 24)  # hashing puts all 24 on one worker 2 times in 2**24
+        assert len(spread) == 2, spread
 
         obj, _ = store.load(1)
         new = store.save(obj, model_type="lightgbm").version  # a new current version, written by another process

@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import socket
+import sys
 import tempfile
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -15,7 +17,7 @@ from pathlib import Path
 import anyio
 from fastapi import FastAPI
 
-from ..core.errors import TwigaError
+from ..core.errors import ConfigError, TwigaError
 from ..core.settings import TwigaSettings, load_settings
 from ..core.utils import configure, get_logger
 from .admin import add_admin_routes, add_health_route
@@ -29,7 +31,7 @@ from .security import api_key_dependencies
 from .state import ServeState
 
 # %% auto #0
-__all__ = ['log', 'follow_store', 'create_app', 'app_from_env', 'run_server']
+__all__ = ['log', 'follow_store', 'create_app', 'app_from_env', 'WorkerListener', 'run_server']
 
 # %% ../../nbs/30l_serve.app.ipynb #dcc7dfd6
 log = get_logger("serve")
@@ -112,6 +114,37 @@ def app_from_env() -> FastAPI:
     return create_app(None, report_dir=settings.serve_report_dir, checkpoint_dir=settings.model_checkpoint_dir,
                       title="twiga forecast API", settings=settings)
 
+# %% ../../nbs/30l_serve.app.ipynb #c41f7a03
+def _listen(host: str, port: int, backlog: int) -> socket.socket:
+    "A TCP socket bound to `host:port` in a `SO_REUSEPORT` group, ready for a worker to listen on."
+    family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    sock = socket.socket(family, kind, proto)  # proto TCP: asyncio turns off Nagle's delay on what it accepts
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind(addr)
+    sock.listen(backlog)
+    return sock
+
+class WorkerListener:
+    "A worker's own listening socket on `host:port`, bound in the worker when it is unpickled there (`run_server`)."
+    def __init__(self, host: str, port: int, backlog: int = 2048):
+        self.host, self.port, self.backlog = host, port, backlog
+    def __reduce__(self): return _listen, (self.host, self.port, self.backlog)
+
+def _check_port_free(host: str, port: int):
+    "Raise `ConfigError` if something already listens on `host:port` (a twiga server with its workers included)."
+    family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    with socket.socket(family, kind, proto) as s:  # without SO_REUSEPORT: refused while any socket holds the port
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try: s.bind(addr)
+        except OSError as e:
+            raise ConfigError(f"Cannot serve on {host}:{port}: {e.strerror} "
+                              "(TWIGA_SERVE_HOST, TWIGA_SERVE_PORT).") from None
+
+def _own_sockets(port: int) -> bool:
+    "Whether the workers get a socket each: several workers on a fixed port, on Linux (where the kernel spreads)."
+    return sys.platform == "linux" and hasattr(socket, "SO_REUSEPORT") and port != 0
+
 # %% ../../nbs/30l_serve.app.ipynb #002720f1
 def run_server(checkpoint_dir: str | Path | None = None, # checkpoint store; default TWIGA_MODEL_CHECKPOINT_DIR
                host: str | None = None, # default TWIGA_SERVE_HOST
@@ -129,10 +162,17 @@ def run_server(checkpoint_dir: str | Path | None = None, # checkpoint store; def
     prom_dir = None
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         prom_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="twiga-prometheus-")
+    kw = dict(factory=True, host=host or settings.serve_host, port=port or settings.serve_port, workers=workers,
+              log_level=(log_level or settings.log_level).lower())
     try:
-        uvicorn.run("twiga.serve:app_from_env", factory=True, host=host or settings.serve_host,
-                    port=port or settings.serve_port, workers=workers,
-                    log_level=(log_level or settings.log_level).lower())
+        if workers > 1 and _own_sockets(kw["port"]):  # a socket per worker: see `WorkerListener`
+            from uvicorn.supervisors import Multiprocess
+            _check_port_free(kw["host"], kw["port"])
+            config = uvicorn.Config("twiga.serve:app_from_env", **kw)
+            log.info("Serving on http://%s:%d with %d workers, each listening on its own socket (SO_REUSEPORT)",
+                     config.host, config.port, workers)
+            Multiprocess(config, sockets=[WorkerListener(config.host, config.port, config.backlog)]).run()
+        else: uvicorn.run("twiga.serve:app_from_env", **kw)
     finally:
         if prom_dir is not None:
             os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
