@@ -10,8 +10,9 @@ window (the model's input columns, timestamps as ISO strings), ensemble mean; 8 
 Measured, per round, for `before` and `now`:
 - in process (`bench._serve_inproc`, own process): `forecast` and `predict_interval` of one window, called directly,
   and `forecast_columns` (what `/predict` runs) where the twiga has it;
-- twiga behind a real uvicorn (`uvicorn twiga.serve:app_from_env --factory`): /predict at concurrency 1 and 8 with
-  1 worker, /predict-interval at concurrency 8, /predict at concurrency 8 with 2 workers; start to healthy and RSS;
+- twiga behind a real uvicorn, started as `twiga serve` starts it (`run_server`): /predict at concurrency 1 and 8
+  with 1 worker, /predict-interval at concurrency 8, /predict at concurrency 8 with 2 workers (and how the 8
+  connections spread over the 2 workers: `connections_per_process`); start to healthy and RSS;
 - `mlflow models serve -m <logged model> --env-manager local -w 1`: /invocations (`dataframe_split` of the same
   window) at concurrency 8 and 1; start to ready and RSS. Its answer is checked against twiga's (same numbers).
 Then, `now` only: 30 s of /predict at concurrency 8 while `POST /reload` swaps two versions every second (a Python
@@ -139,8 +140,8 @@ def _env(code: Path | None, extra: dict) -> dict:
 
 def _twiga(code, ckpt, base: Path, workers: int, tag: str) -> Proc:
     port = free_port()
-    cmd = [sys.executable, "-m", "uvicorn", "twiga.serve:app_from_env", "--factory", "--host", "127.0.0.1",
-           "--port", str(port), "--workers", str(workers), "--log-level", "warning"]
+    cmd = [sys.executable, "-c", "from twiga.serve import run_server; "  # what `twiga serve` runs
+           f"run_server(host='127.0.0.1', port={port}, workers={workers}, log_level='warning')"]
     env = _env(code, {"TWIGA_MODEL_CHECKPOINT_DIR": str(ckpt), "TWIGA_SERVE_REPORT_DIR": str(base / f"reports-{tag}"),
                       "TWIGA_SERVE_RELOAD_POLL_SECONDS": "1", "TWIGA_LOG_LEVEL": "INFO"})
     return Proc(cmd, env, base, port, base / f"twiga-{tag}.log")
@@ -222,6 +223,15 @@ def _inproc(code, pkl: Path, base: Path) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _all_workers_up(srv: Proc, workers: int, timeout: float = 120) -> None:
+    "Wait until `workers` different processes have answered /health (fresh connections), as a deployment would."
+    pids, deadline = set(), time.monotonic() + timeout
+    while len(pids) < workers and time.monotonic() < deadline:
+        pids.add(request(srv.port, "GET", "/health")[1]["pid"])
+        time.sleep(0.05)
+    if len(pids) < workers: raise RuntimeError(f"only {len(pids)} of {workers} workers answered in {timeout:.0f} s")
+
+
 def _values(answer: dict, model="lightgbm") -> list[float]:
     return [p["value"] for f in answer["forecasts"] if f["model"] == model for p in f["predictions"]]
 
@@ -237,6 +247,7 @@ def _round(code, tag, ckpt, model_dir, pkl, files, base) -> dict:
         out["twiga_w1_c8"] = _load(srv, "/predict", files["predict"], 8)
         out["twiga_interval_w1_c8"] = _load(srv, "/predict-interval", files["interval"], 8)
     with _twiga(code, ckpt, base, 2, f"{tag}-w2") as srv:
+        _all_workers_up(srv, 2)
         _check_first(srv, "/predict", files["predict"])
         out["twiga_w2_c8"] = _load(srv, "/predict", files["predict"], 8)
     with _mlflow(code, model_dir, base, tag) as srv:
