@@ -359,24 +359,43 @@ def _modules_of(src: Path, cfg: dict) -> list[str]:
 
 
 # ---------------------------------------------------------------- the driver
-# Third-party libraries the notebooks import. Each notebook runs in a process of its own; on POSIX it is forked from
-# the build's process after these are imported once, so a notebook pays for its own cells, not for importing
-# Evidently (12 s of CPU), Prefect (7 s), MLflow, LightGBM and nbdev again: that is most of an API page's time.
-# twiga itself is not preloaded (notebooks check how its modules import), nor is anything that starts a thread.
-PRELOAD = ("pandas", "numpy", "sklearn", "lightgbm", "scipy.stats", "pyarrow", "pydantic", "fastcore.all", "IPython",
-           "execnb.shell", "nbdev.process", "nbdev.processors", "nbdev.showdoc", "nbdev.frontmatter", "matplotlib",
-           "lets_plot", "httpx", "fastapi", "starlette.testclient", "uvicorn", "mlflow", "prefect", "evidently")
+# What the workers import. Each notebook runs in a process of its own; on POSIX it is forked from the build's process
+# after these are imported once, so a notebook pays for its own cells, not for importing Evidently (12 s of CPU),
+# Prefect (7 s), MLflow, LightGBM and nbdev again: that is most of an API page's time. MACHINERY is what every worker
+# runs on; a library of PRELOAD only when a notebook to execute imports it, or imports the project's own package (whose
+# modules import them: twiga's notebooks). twiga itself is not preloaded (notebooks check how its modules import), nor
+# is anything that starts a thread.
+MACHINERY = ("fastcore.all", "IPython", "execnb.shell", "nbdev.process", "nbdev.processors", "nbdev.showdoc",
+             "nbdev.frontmatter")
+PRELOAD = ("pandas", "numpy", "sklearn", "lightgbm", "scipy.stats", "pyarrow", "pydantic", "matplotlib", "lets_plot",
+           "httpx", "fastapi", "starlette.testclient", "uvicorn", "mlflow", "prefect", "evidently")
+_IMPORT = re.compile(r"^\s*(?:from|import)\s+([A-Za-z_]\w*)", re.M)
 
 
-def preload() -> bool:
-    "Import `PRELOAD` into this process; False (the workers then start afresh) if fork is unsafe here."
+def imported_packages(notebooks: list[Path]) -> set[str]:
+    "The top-level packages the code cells of `notebooks` import."
+    names = set()
+    for nb in notebooks:
+        for c in json.loads(nb.read_text()).get("cells", []):
+            if c.get("cell_type") == "code": names |= set(_IMPORT.findall(_text(c.get("source"))))
+    return names
+
+
+def to_preload(notebooks: list[Path], lib_name: str) -> tuple[str, ...]:
+    "MACHINERY, and the PRELOAD libraries `notebooks` use (all of them when they import the project's package)."
+    used = imported_packages(notebooks)
+    return MACHINERY + tuple(m for m in PRELOAD if lib_name in used or m.split(".")[0] in used)
+
+
+def preload(names: tuple[str, ...] = MACHINERY + PRELOAD) -> bool:
+    "Import `names` into this process; False (the workers then start afresh) if fork is unsafe here."
     import importlib
     import threading
     if not hasattr(os, "fork"): return False
     import warnings
     with warnings.catch_warnings():   # what an import warns about, a notebook that imports it shows itself
         warnings.simplefilter("ignore")
-        for name in PRELOAD:
+        for name in names:
             try: importlib.import_module(name)
             except ImportError: pass
     if threading.active_count() > 1:   # forking a process with threads can deadlock the child
@@ -555,7 +574,9 @@ def build(out: Path, proc_dir: Path, nbs: Path, keep: list[Path], only: list[str
     print(f"==> executing and processing {len(notebooks)} notebooks, {jobs} at a time", flush=True)
     work = proc_dir / ".work"
     work.mkdir()
-    if fork: fork = preload()
+    if fork:
+        lib = settings(nbs.parent).get("lib_name", "")
+        fork = preload(to_preload([nb for nb, m in todo if m == "run"], lib))
     results = sorted(run_workers(todo, nbs, proc_dir, work, jobs, timeout, fork), key=lambda r: r["notebook"])
     shutil.rmtree(work)
     errors = [f"nbs/{r['notebook']}: {e}" for r in results for e in r["errors"]]

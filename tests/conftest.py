@@ -16,7 +16,15 @@ prefect_env()
 
 @pytest.fixture(scope="session")
 def prefect_server():
-    "One temporary Prefect server (SQLite in a temp dir) for every real flow run of the session; stopped at the end."
+    """The Prefect server of every real flow run of the session: the one `./dev test` runs for the tutorials and the
+    tests (PREFECT_API_URL, scripts/prefect_server.py), else a temporary one (SQLite in a temp dir), stopped at the
+    end."""
+    if os.environ.get("PREFECT_API_URL"):
+        from prefect import get_client
+        with get_client(sync_client=True) as client:
+            assert client.api_healthcheck() is None, f"no Prefect server answers at {client.api_url}"
+        yield
+        return
     from prefect.server.api.server import SubprocessASGIServer
     from prefect.testing.utilities import prefect_test_harness
     startup_s = int(os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"])

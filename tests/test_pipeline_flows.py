@@ -1,7 +1,8 @@
-"""The training and retraining flows as real Prefect flow runs (one `prefect_test_harness` server for the whole
-session), with a real MLflow SQLite store, a real checkpoint store and, for the reload, a real uvicorn serving the
-store on 127.0.0.1: drift triggers a retrain and a better challenger is promoted and served; a worse challenger is
-not; a failing fit leaves the champion; an unreachable server is recorded."""
+"""The training and retraining flows as real Prefect flow runs (one Prefect server for the whole session: the one
+`./dev test` runs, or a `prefect_test_harness` one), with a real MLflow SQLite store, a real checkpoint store and, for
+the reload, a real uvicorn serving the store on 127.0.0.1: drift triggers a retrain and a better challenger is
+promoted and served; a worse challenger is not; a failing fit leaves the champion; an unreachable server is
+recorded."""
 from __future__ import annotations
 
 import os
