@@ -115,10 +115,14 @@ def app_from_env() -> FastAPI:
                       title="twiga forecast API", settings=settings)
 
 # %% ../../nbs/30l_serve.app.ipynb #c41f7a03
+def _tcp_socket(host: str, port: int) -> tuple[socket.socket, tuple]:
+    "An unbound socket for `host:port` and the address to bind (protocol TCP: asyncio then turns Nagle's delay off)."
+    family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    return socket.socket(family, kind, proto), addr
+
 def _listen(host: str, port: int, backlog: int) -> socket.socket:
     "A TCP socket bound to `host:port` in a `SO_REUSEPORT` group, ready for a worker to listen on."
-    family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
-    sock = socket.socket(family, kind, proto)  # proto TCP: asyncio turns off Nagle's delay on what it accepts
+    sock, addr = _tcp_socket(host, port)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind(addr)
@@ -133,8 +137,8 @@ class WorkerListener:
 
 def _check_port_free(host: str, port: int):
     "Raise `ConfigError` if something already listens on `host:port` (a twiga server with its workers included)."
-    family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
-    with socket.socket(family, kind, proto) as s:  # without SO_REUSEPORT: refused while any socket holds the port
+    s, addr = _tcp_socket(host, port)
+    with s:  # without SO_REUSEPORT: refused while any socket holds the port
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try: s.bind(addr)
         except OSError as e:

@@ -150,15 +150,12 @@ def _timestamps(values: list, name: str) -> pd.DatetimeIndex:
             f"Column `{name}` must hold an ISO 8601 timestamp string in every record. Got {got} in record {bad}.")
     if values and (fast := _iso_fast(values)) is not None: return fast
     try:
-        if (i := next((i for i, v in enumerate(values) if not _STARTS_AS_DATE.match(v)), None)) is not None:
-            raise ValueError(i)
-        return pd.to_datetime(values, utc=True, format="ISO8601")
-    except (ValueError, TypeError, OverflowError):
-        parsed = pd.to_datetime(values, utc=True, format="ISO8601", errors="coerce")
-        bad = parsed.isna() | np.array([not _STARTS_AS_DATE.match(v) for v in values])
-        i = int(np.flatnonzero(bad)[0]) if bad.any() else 0
-        msg = f"Column `{name}` must hold ISO 8601 timestamps. Got {values[i]!r} in record {i}."
-        raise InvalidInputError(msg) from None
+        if all(map(_STARTS_AS_DATE.match, values)): return pd.to_datetime(values, utc=True, format="ISO8601")
+    except (ValueError, TypeError, OverflowError): pass
+    parsed = pd.to_datetime(values, utc=True, format="ISO8601", errors="coerce")  # name the first that does not parse
+    bad = parsed.isna() | np.array([not _STARTS_AS_DATE.match(v) for v in values])
+    i = int(np.flatnonzero(bad)[0]) if bad.any() else 0
+    raise InvalidInputError(f"Column `{name}` must hold ISO 8601 timestamps. Got {values[i]!r} in record {i}.")
 
 # %% ../../nbs/30d_serve.records.ipynb #7b60fffb
 def _records_columns(records: list[dict], date_col: str | None, required: list[str]) -> dict:
