@@ -1,9 +1,12 @@
 """`twiga quickstart` end to end on the bundled data (its quick mode): every stage for real (MLflow SQLite store,
-checkpoint store, uvicorn on 127.0.0.1, Prefect's temporary server), twice in the same folder, and a failing stage
-that names itself, exits non-zero and leaves no server behind."""
+checkpoint store, uvicorn on 127.0.0.1, Prefect's temporary server), twice in the same folder (the second time as the
+papermill job notebook the scheduled flow runs), and a failing stage that names itself, exits non-zero and leaves no
+server behind."""
 from __future__ import annotations
 
+import ast
 import io
+import json
 import os
 import re
 from pathlib import Path
@@ -33,11 +36,19 @@ def run(workdir, **kw):
 
 
 def test_quickstart_runs_every_stage_twice_in_the_same_folder_and_stops_its_servers(tmp_path, capfd):
+    """In Python with Prefect (its own temporary server), then in the same folder as the job notebook that
+    `twiga schedule --job quickstart` deploys, without Prefect: the executed notebook is an artefact of the MLflow run
+    of its retraining stage, and nothing of the first run is lost or reused."""
+    import nbformat
+    import psutil
     from mlflow import MlflowClient
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from twiga.checkpoints import CheckpointStore
+    from twiga.pipeline.flows import job_notebook_flow
+    from twiga.pipeline.jobs import job_notebook
     from twiga.pipeline.quickstart import STAGES
+    from twiga.pipeline.schemas import RetrainingResult
     work = tmp_path / "qs"
     with temporary_settings(restore_defaults={PREFECT_API_URL}):  # the session's Prefect server may be set up
         assert not PREFECT_API_URL.value()
@@ -59,14 +70,30 @@ def test_quickstart_runs_every_stage_twice_in_the_same_folder_and_stops_its_serv
     assert any(m.source_run_id == first["run_id"]
                for m in client.search_logged_models(experiment_ids=[run_.info.experiment_id]))
 
-    second, text2 = run(work, use_prefect=False)  # the same stages without Prefect, in the same folder
-    check_stages(second, text2, STAGES)
-    assert second["prefect_pid"] is None and second["served_version"] == first["reloaded_version"] + 1
+    # the same stages as the job notebook (its parameters: use_prefect=False), in the same folder
+    job = job_notebook_flow.fn(str(job_notebook("quickstart")), str(tmp_path / "runs"),
+                               {"workdir": str(work), "quick": True}, tracking_uri=uri)
+    executed = Path(job["output_path"])
+    assert executed.parent == tmp_path / "runs" and executed.name.startswith("quickstart-"), executed
+    cells = nbformat.read(executed, as_version=4).cells
+    text2 = "".join(o.get("text", "") for c in cells if c.cell_type == "code" for o in c.outputs)
+    text2 = re.sub(r"\x1b\[[0-9;]*m", "", text2)  # rich's colours, as Jupyter shows them
+    stages2 = ast.literal_eval(text2.split("stage durations (s): ")[1].splitlines()[0])
+    check_stage_lines(stages2, text2, STAGES)
+    assert "What the quickstart measured and decided" in text2 and "image/png" in executed.read_text()
+    assert not [p.pid for p in psutil.process_iter(["cmdline"]) if str(work) in " ".join(p.info["cmdline"] or [])]
+    res2 = RetrainingResult.from_dict(json.loads(executed.with_suffix(".json").read_text()))
+    # its fit saved the version after the first run's last, its challenger the one after that
+    assert res2.checkpoint_version == first["reloaded_version"] + (2 if res2.promoted else 1), res2
     versions = [i.version for i in CheckpointStore(work / "checkpoints").list()]
-    assert versions == list(range(1, second["reloaded_version"] + 1)), versions  # nothing lost, nothing reused
+    assert versions == list(range(1, res2.checkpoint_version + 1)), versions  # nothing lost, nothing reused
+    job_run = client.get_run(job["mlflow_run_id"])
+    assert job["mlflow_run_id"] == res2.mlflow_run_id and job_run.data.tags["twiga.flow"] == "retraining"
+    assert "twiga.reason" in job_run.data.tags
+    arts = [a.path for a in client.list_artifacts(job["mlflow_run_id"], "job")]
+    assert arts == [f"job/{executed.name}"], arts
     runs = client.search_runs([run_.info.experiment_id])
-    assert {first["run_id"], second["run_id"], first["retrain"].mlflow_run_id,
-            second["retrain"].mlflow_run_id} <= {r.info.run_id for r in runs}
+    assert {first["run_id"], first["retrain"].mlflow_run_id, res2.mlflow_run_id} <= {r.info.run_id for r in runs}
     plots = sorted(p.name for p in (work / "plots").iterdir())
     assert len(plots) == 4 and all(os.path.getsize(work / "plots" / p) > 1000 for p in plots), plots
     log = (work / "quickstart.log").read_text()
@@ -77,10 +104,15 @@ def test_quickstart_runs_every_stage_twice_in_the_same_folder_and_stops_its_serv
 
 def check_stages(out, text, stages):
     "Every stage printed once with its duration, in order, and the server stopped."
-    assert list(out["stages"]) == list(stages), out["stages"]
-    lines = [line for line in text.splitlines() if line.startswith(("✓", "✗"))]
-    assert lines == [f"✓ {t} ({out['stages'][k]:.1f} s)" for k, t in stages.items()], lines
+    check_stage_lines(out["stages"], text, stages)
     assert gone(out["server_pid"])
+
+
+def check_stage_lines(seconds, text, stages):
+    "Every stage printed once with its duration (`seconds`), in order, and no warning."
+    assert list(seconds) == list(stages), seconds
+    lines = [line for line in text.splitlines() if line.startswith(("✓", "✗"))]
+    assert lines == [f"✓ {t} ({seconds[k]:.1f} s)" for k, t in stages.items()], lines
     assert not re.search(r"warn|traceback", text, re.I), text
 
 
@@ -100,26 +132,6 @@ def test_a_failing_stage_exits_non_zero_names_itself_and_stops_the_server(tmp_pa
     assert started and gone(started[0])
     log = (tmp_path / "qs" / "quickstart.log").read_text()
     assert "stage serve failed" in log and "Traceback" in log
-
-
-def test_the_quickstart_job_notebook_runs_as_the_scheduled_flow_and_is_logged_into_its_run(tmp_path):
-    """The same lifecycle as a papermill job, run by the flow `twiga schedule --job quickstart` deploys: the executed
-    notebook is an artefact of the MLflow run of its retraining stage."""
-    from mlflow import MlflowClient
-
-    from twiga.pipeline.flows import job_notebook_flow
-    from twiga.pipeline.jobs import job_notebook
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
-    out = job_notebook_flow.fn(str(job_notebook("quickstart")), str(tmp_path / "runs"),
-                               {"workdir": str(tmp_path / "qs"), "quick": True}, tracking_uri=uri)
-    executed = Path(out["output_path"])
-    assert executed.parent == tmp_path / "runs" and executed.name.startswith("quickstart-"), executed
-    run = MlflowClient(uri).get_run(out["mlflow_run_id"])
-    assert run.data.tags["twiga.flow"] == "retraining" and "twiga.reason" in run.data.tags
-    arts = [a.path for a in MlflowClient(uri).list_artifacts(out["mlflow_run_id"], "job")]
-    assert arts == [f"job/{executed.name}"], arts
-    text = executed.read_text()
-    assert "What the quickstart measured and decided" in text and "image/png" in text
 
 
 def test_the_readme_shows_a_run_of_these_stages():

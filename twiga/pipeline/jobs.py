@@ -300,8 +300,9 @@ def run_retrain_job(output_path: str | Path, # where the executed notebook is wr
     Path(params["result_path"]).unlink(missing_ok=True)
     failure = None
     try:
+        # the kernel's own log at ERROR: its warning that a local kernel talks over TCP unencrypted is no use here
         pm.execute_notebook(str(nb), str(out), parameters=params, kernel_name=kernel_name, execution_timeout=timeout,
-                            progress_bar=False)
+                            progress_bar=False, extra_arguments=["--IPKernelApp.log_level=ERROR"])
     except pm.PapermillExecutionError as e: failure = f"{e.ename}: {e.evalue}"
     result_file = Path(params["result_path"])
     result = RetrainingResult.from_dict(json.loads(result_file.read_text())) if result_file.is_file() else None

@@ -190,6 +190,13 @@ def interval_coverage(intervals: pd.DataFrame, # `answer_frame` of a `/predict-i
     return (float(inside.mean()) if len(j) else float("nan")), len(j)
 
 # %% ../../nbs/46_pipeline.quickstart.ipynb #1bf51758
+# One background thread imports at a time. Two threads that import the same package with circular imports at once
+# can each be handed the other's half-initialised module (Python breaks the cycle that way instead of deadlocking):
+# a quickstart failed at stage `track` with "module 'sqlalchemy.orm.exc' has no attribute 'UnmappedClassError'",
+# Prefect's server module and MLflow's SQL store importing SQLAlchemy in two threads. The imports hold the GIL anyway:
+# one at a time costs no time.
+_BACKGROUND_IMPORTS = threading.Lock()
+
 class PrefectAPI:
     "Where the flow runs go: the configured Prefect API, or a temporary local server started in the background."
     def __init__(self, use_prefect: bool = True, # False: no Prefect at all
@@ -201,7 +208,8 @@ class PrefectAPI:
 
     def _start(self):
         try:
-            from prefect.server.api.server import SubprocessASGIServer
+            with _BACKGROUND_IMPORTS:
+                from prefect.server.api.server import SubprocessASGIServer
             from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS
 
             from twiga.serve.process import free_port
@@ -238,7 +246,7 @@ class _Warm:
 
     def start(self, name: str, fn) -> None:
         def run():  # a failure is not kept: the stage that needs the work does it again and meets the error itself
-            with contextlib.suppress(Exception): fn()
+            with _BACKGROUND_IMPORTS, contextlib.suppress(Exception): fn()  # one at a time: they import
         self.threads[name] = threading.Thread(target=run, name=f"twiga-warm-{name}", daemon=True)
         self.threads[name].start()
 
