@@ -26,8 +26,8 @@ from .errors import InvalidInputError, NotFittedError
 from .scalers import apply_scaler
 
 # %% auto #0
-__all__ = ['validate_columns', 'validate_frame', 'day_night', 'calendar_features', 'window_origins', 'SeriesData',
-           'SeriesPipeline', 'extend_columns', 'extend_covariates']
+__all__ = ['CLOCK_WORDS', 'clock_words', 'validate_columns', 'validate_frame', 'day_night', 'calendar_features', 'window_origins',
+           'SeriesData', 'SeriesPipeline', 'extend_columns', 'extend_covariates']
 
 # %% ../../nbs/11_core.features.ipynb #89770bbd
 def _check_columns(df, cols: list[str], what: str = "df", columns: bool = False):
@@ -43,19 +43,29 @@ def _check_columns(df, cols: list[str], what: str = "df", columns: bool = False)
     raise InvalidInputError(f"Column(s) {', '.join(hints)} missing from `{what}`. Got columns {present}.")
 
 # %% ../../nbs/11_core.features.ipynb #6f274305
+CLOCK_WORDS = ("now", "today")  # strings pandas reads as the current time, where a timestamp was meant
+
+def clock_words(values) -> np.ndarray:
+    "Rows of `values` (a column of strings) that pandas would read as the current time: `CLOCK_WORDS`."
+    return np.flatnonzero(pd.Series(np.asarray(values, dtype=object)).isin(CLOCK_WORDS).to_numpy())
+
 def _parse_times(s, name: str) -> pd.DatetimeIndex:
     "`s` (a column, or a `DatetimeIndex`) as a `DatetimeIndex`, raising on values that are not timestamps."
+    clock = np.empty(0, np.int64)
     if isinstance(s, pd.DatetimeIndex): out = s
     elif pd.api.types.is_datetime64_any_dtype(s): out = pd.DatetimeIndex(s)
     else:
         try: out = pd.DatetimeIndex(pd.to_datetime(s, format="mixed"))
         except (ValueError, TypeError): out = pd.DatetimeIndex(pd.to_datetime(s, errors="coerce", utc=True,
                                                                               format="mixed"))
+        clock = clock_words(s)
     bad = out.isna()
+    bad[clock] = True
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         got = s.iloc[i] if isinstance(s, pd.Series) else s[i]
-        raise InvalidInputError(f"Column `{name}` must hold timestamps; row {i} has {got!r} "
+        why = " (pandas reads it as the current time)" if got in CLOCK_WORDS else ""
+        raise InvalidInputError(f"Column `{name}` must hold timestamps; row {i} has {got!r}{why} "
                                 f"({int(bad.sum())} bad value(s) in all).")
     return out
 

@@ -18,6 +18,7 @@ from prefect.exceptions import MissingContextError
 from prefect.logging import get_run_logger
 
 from ..core.errors import ConfigError, InvalidInputError, NotFittedError, NotFoundError
+from ..core.features import clock_words
 from ..core.settings import load_settings
 from ..core.utils import get_logger
 
@@ -58,6 +59,10 @@ def read_frame(data_path: str | Path, # a .parquet / .pq or .csv (optionally com
         raise InvalidInputError(f"Argument `date_col` names a column that is not in {p.name}. Got {date_col!r}; "
                                 f"columns are {list(df.columns)}.")
     if not pd.api.types.is_datetime64_any_dtype(df[date_col]):
+        if len(rows := clock_words(df[date_col])):
+            raise InvalidInputError(f"Column `{date_col}` of {p.name} has values that are not timestamps: row "
+                                    f"{rows[0]} is {df[date_col].iloc[rows[0]]!r}, which pandas reads as the current "
+                                    f"time ({len(rows)} such value(s)).")
         try: df[date_col] = pd.to_datetime(df[date_col], utc=True, format="ISO8601")
         except (ValueError, TypeError) as e:
             raise InvalidInputError(
