@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import threading
 import urllib.parse
 from pathlib import Path
 from typing import Any
@@ -58,21 +60,55 @@ class TwigaTracker:
             raise TrackingError("No MLflow run yet: use the tracker as `with TwigaTracker(...) as tracker:`.")
         return self._run_id
 
+# %% ../../nbs/20b_tracking.tracker.ipynb #45b2c93d
+def _sqlite_path(uri: str) -> Path | None:
+    "The database file of a `sqlite:///` URI (None for other stores and in-memory SQLite)."
+    if not uri.startswith("sqlite:///") or uri.endswith(":memory:"): return None
+    return Path(urllib.parse.unquote(uri[len("sqlite:///"):])).expanduser().absolute()
+
+def _empty_store() -> Path | None:
+    "An SQLite file holding MLflow's tables and nothing else, made once per MLflow version in the cache folder."
+    import mlflow
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "twiga"
+    path = cache / f"mlflow-{mlflow.__version__}-empty.db"
+    if path.is_file(): return path
+    tmp = cache / f".{path.name}.{os.getpid()}-{threading.get_ident()}"
+    try:
+        import sqlalchemy
+        from mlflow.store.db.utils import _initialize_tables
+        cache.mkdir(parents=True, exist_ok=True)
+        engine = sqlalchemy.create_engine(f"sqlite:///{tmp}")
+        try: _initialize_tables(engine)  # what MLflow runs on a new store: its tables, then its migrations
+        finally: engine.dispose()
+        os.replace(tmp, path)  # whole or not at all: another process may be making it too
+        return path
+    except Exception as e:  # an unwritable cache, a changed MLflow: MLflow migrates the new store itself
+        log.debug("No empty MLflow store in %s (%s): MLflow makes its tables itself", cache, e)
+        tmp.unlink(missing_ok=True)
+        return None
+
+def _seed_sqlite_store(uri: str) -> None:
+    "Give a new SQLite store (its folder existing) a copy of `_empty_store()`; any other store is left alone."
+    db = _sqlite_path(uri)
+    if db is None or db.exists() or not db.parent.is_dir() or (empty := _empty_store()) is None: return
+    tmp = db.with_name(f".{db.name}.{os.getpid()}-{threading.get_ident()}.seed")
+    try:
+        shutil.copyfile(empty, tmp)
+        os.link(tmp, db)  # only where no file is yet: another process may have made the store meanwhile
+    except OSError: pass  # made meanwhile, or no hard links here: MLflow opens (or makes) it as usual
+    finally: tmp.unlink(missing_ok=True)
+
 # %% ../../nbs/20b_tracking.tracker.ipynb #3ae31aee
 @patch(as_prop=True)
 def client(self: TwigaTracker) -> MlflowClient:
     "The tracker's own `MlflowClient`, pointed at its store."
     if self._client is None:
         registry = os.environ.get("MLFLOW_REGISTRY_URI") or self.tracking_uri
+        _seed_sqlite_store(self.tracking_uri)  # a new SQLite file: MLflow's tables copied, not migrated again
         self._client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=registry)
     return self._client
 
 # %% ../../nbs/20b_tracking.tracker.ipynb #93e5c9e4
-def _sqlite_path(uri: str) -> Path | None:
-    "The database file of a `sqlite:///` URI (None for other stores and in-memory SQLite)."
-    if not uri.startswith("sqlite:///") or uri.endswith(":memory:"): return None
-    return Path(urllib.parse.unquote(uri[len("sqlite:///"):])).expanduser().absolute()
-
 def _sqlite_artifact_location(uri: str, experiment: str) -> str | None:
     "Artefact location for a new experiment of a SQLite store: beside the database file."
     db = _sqlite_path(uri)
