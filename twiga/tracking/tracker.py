@@ -60,7 +60,7 @@ class TwigaTracker:
             raise TrackingError("No MLflow run yet: use the tracker as `with TwigaTracker(...) as tracker:`.")
         return self._run_id
 
-# %% ../../nbs/20b_tracking.tracker.ipynb #45b2c93d
+# %% ../../nbs/20b_tracking.tracker.ipynb #1b776860
 def _sqlite_path(uri: str) -> Path | None:
     "The database file of a `sqlite:///` URI (None for other stores and in-memory SQLite)."
     if not uri.startswith("sqlite:///") or uri.endswith(":memory:"): return None
