@@ -193,8 +193,8 @@ def interval_coverage(intervals: pd.DataFrame, # `answer_frame` of a `/predict-i
 # One background thread imports at a time. Two threads that import the same package with circular imports at once
 # can each be handed the other's half-initialised module (Python breaks the cycle that way instead of deadlocking):
 # a quickstart failed at stage `track` with "module 'sqlalchemy.orm.exc' has no attribute 'UnmappedClassError'",
-# Prefect's server module and MLflow's SQL store importing SQLAlchemy in two threads. The imports hold the GIL anyway:
-# one at a time costs no time.
+# Prefect's server module and MLflow's SQL store importing SQLAlchemy in two threads. Imports hold the GIL most of the
+# time: one at a time costs little.
 _BACKGROUND_IMPORTS = threading.Lock()
 
 class PrefectAPI:
