@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
 from ..core.errors import InvalidInputError
+from ..core.features import clock_words
 from .schemas import IntervalRequest, PredictRequest
 
 # %% auto #0
@@ -119,7 +120,6 @@ _ISO = r"\d{4}-\d\d-\d\d(?:T\d\d:\d\d(?::\d\d(?:\.\d{1,9})?)?)?"  # what NumPy p
 _OFFSET = re.compile(r"(?:Z|[+-]\d\d:?\d\d)$")
 
 _YEAR = np.array([1000, 100, 10, 1])
-_STARTS_AS_DATE = re.compile(r"\s*\d{4}")  # pandas' ISO8601 also reads "now" and "today" as the current time
 
 def _iso_fast(values: list[str]) -> pd.DatetimeIndex | None:
     "Timestamps of one ISO 8601 layout and one UTC offset (or none), parsed by NumPy; None for anything else."
@@ -149,11 +149,13 @@ def _timestamps(values: list, name: str) -> pd.DatetimeIndex:
         raise InvalidInputError(
             f"Column `{name}` must hold an ISO 8601 timestamp string in every record. Got {got} in record {bad}.")
     if values and (fast := _iso_fast(values)) is not None: return fast
+    clock = clock_words(values)  # pandas' ISO8601 also reads "now" and "today", as the current time
     try:
-        if all(map(_STARTS_AS_DATE.match, values)): return pd.to_datetime(values, utc=True, format="ISO8601")
+        if not len(clock): return pd.to_datetime(values, utc=True, format="ISO8601")
     except (ValueError, TypeError, OverflowError): pass
     parsed = pd.to_datetime(values, utc=True, format="ISO8601", errors="coerce")  # name the first that does not parse
-    bad = parsed.isna() | np.array([not _STARTS_AS_DATE.match(v) for v in values])
+    bad = parsed.isna()
+    bad[clock] = True
     i = int(np.flatnonzero(bad)[0]) if bad.any() else 0
     raise InvalidInputError(f"Column `{name}` must hold ISO 8601 timestamps. Got {values[i]!r} in record {i}.")
 

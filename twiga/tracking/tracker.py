@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import threading
 import urllib.parse
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
 
 from .. import __version__
 from ..core.errors import InvalidInputError, TrackingError
+from ..core.io import write_temp
 from ..core.settings import TwigaSettings, load_settings
 from .store import check_tracking_server, log, mlflow_errors, redact_uri
 
@@ -72,11 +72,12 @@ def _empty_store() -> Path | None:
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "twiga"
     path = cache / f"mlflow-{mlflow.__version__}-empty.db"
     if path.is_file(): return path
-    tmp = cache / f".{path.name}.{os.getpid()}-{threading.get_ident()}"
+    tmp = None
     try:
         import sqlalchemy
         from mlflow.store.db.utils import _initialize_tables
         cache.mkdir(parents=True, exist_ok=True)
+        tmp = write_temp(cache, path.name, lambda f: None)  # an empty file, which SQLite takes for a new database
         engine = sqlalchemy.create_engine(f"sqlite:///{tmp}")
         try: _initialize_tables(engine)  # what MLflow runs on a new store: its tables, then its migrations
         finally: engine.dispose()
@@ -84,19 +85,20 @@ def _empty_store() -> Path | None:
         return path
     except Exception as e:  # an unwritable cache, a changed MLflow: MLflow migrates the new store itself
         log.debug("No empty MLflow store in %s (%s): MLflow makes its tables itself", cache, e)
-        tmp.unlink(missing_ok=True)
+        if tmp is not None: tmp.unlink(missing_ok=True)
         return None
 
 def _seed_sqlite_store(uri: str) -> None:
     "Give a new SQLite store (its folder existing) a copy of `_empty_store()`; any other store is left alone."
     db = _sqlite_path(uri)
     if db is None or db.exists() or not db.parent.is_dir() or (empty := _empty_store()) is None: return
-    tmp = db.with_name(f".{db.name}.{os.getpid()}-{threading.get_ident()}.seed")
+    tmp = None
     try:
-        shutil.copyfile(empty, tmp)
+        with open(empty, "rb") as src: tmp = write_temp(db.parent, db.name, lambda f: shutil.copyfileobj(src, f))
         os.link(tmp, db)  # only where no file is yet: another process may have made the store meanwhile
     except OSError: pass  # made meanwhile, or no hard links here: MLflow opens (or makes) it as usual
-    finally: tmp.unlink(missing_ok=True)
+    finally:
+        if tmp is not None: tmp.unlink(missing_ok=True)
 
 # %% ../../nbs/20b_tracking.tracker.ipynb #3ae31aee
 @patch(as_prop=True)
