@@ -61,7 +61,8 @@ def _predict(state: ServeState, served: ServedModel, req: PredictRequest, interv
 # %% ../../nbs/30i_serve.predict.ipynb #07d6f29c
 def add_predict_routes(app: FastAPI, state: ServeState, dependencies: list):
     "`POST /predict` and `POST /predict-interval`."
-    kw = dict(tags=["forecast"], dependencies=dependencies, responses=ERROR_RESPONSES)
+    kw = dict(tags=["forecast"], dependencies=dependencies, responses=ERROR_RESPONSES,
+              on_loop=True)  # the latest window answered on the event loop
     point = "Point forecasts of every model (and their ensemble) for the latest window, or every window."
     interval = "Conformal prediction intervals at `coverage`, for every model (and their ensemble)."
     state.add_records_route(app, "/predict", "predict", PredictRequest, ForecastResponse, _predict, False,

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextvars
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -46,6 +47,7 @@ class ServeState:
         self.intervals = IntervalStates(self.report_dir / "intervals")  # adaptive interval states, shared
         self._lanes: dict[bool, ThreadPoolExecutor] = {}  # the worker lanes of `run_on_records` (`lane`)
         self._lanes_lock = threading.Lock()
+        self._on_loop: collections.deque = collections.deque()  # the calls `queue_on_loop` holds, oldest first
 
     async def served(self) -> ServedModel:
         "The model to serve (loaded in a worker thread the first time)."
@@ -75,26 +77,55 @@ class ServeState:
             raise PayloadTooLargeError(f"Argument `{arg}` holds {n} records; this server accepts at most "
                                        f"{self.settings.serve_max_records} per request (TWIGA_SERVE_MAX_RECORDS).")
 
+# %% ../../nbs/30h_serve.state.ipynb #8be83071
+@patch
+def queue_on_loop(self: ServeState, fn, *args) -> asyncio.Future:
+    "`fn(*args)` on the running event loop, after the calls queued before it: one call per turn of the loop."
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+    self._on_loop.append((fn, args, done, contextvars.copy_context()))  # the call sees the request's context
+    if len(self._on_loop) == 1: loop.call_soon(self._next_on_loop)
+    return done
+
+@patch
+def _next_on_loop(self: ServeState):
+    "Run the oldest queued call (unless its request was cancelled), and the next one at the loop's next turn."
+    fn, args, done, ctx = self._on_loop.popleft()
+    if not done.cancelled():
+        try: done.set_result(ctx.run(fn, *args))
+        except Exception as e: done.set_exception(e)
+    if self._on_loop: asyncio.get_running_loop().call_soon(self._next_on_loop)
+
 # %% ../../nbs/30h_serve.state.ipynb #ebc1666f
 @patch
 async def run_on_records(self: ServeState, request: Request, # a request whose body holds records
                          body: type[RecordsRequest], # the body's model
                          answer: type[BaseModel], # the answer's model
                          fn, # computes the answer: `fn(state, served, req, *args) -> dict`, or its JSON bytes
-                         *args) -> Response:
-    "Answer `fn(self, served, req, *args)` as `answer` JSON, `req` the request's `body`, all in one worker thread."
+                         *args,
+                         on_loop: bool = False, # answer the latest window of a small body on the event loop
+                        ) -> Response:
+    "Answer `fn(self, served, req, *args)` as `answer` JSON, `req` the request's `body`, in one worker thread\n"
+    "(or, the latest window of a small body with `on_loop`, on the event loop: `queue_on_loop`)."
     raw = await request.body()
-    def work() -> Response:
+    def parse() -> RecordsRequest:
         served = self.loader.served  # the model loaded now: its columns give the records' types (`parse_body`)
         cols = None if served is None else (served.date_col, tuple(dict.fromkeys([served.date_col,
                                                                                   *served.input_columns])))
         req = parse_body(body, raw, cols)
         self.check_size(req.records if req.records is not None else req.columns)
+        return req
+    def respond(req: RecordsRequest) -> Response:
         out = fn(self, self.loader.get(), req, *args)
         if isinstance(out, bytes): return Response(out, media_type="application/json")  # serialised by `fn` itself
         return Response(answer.model_validate(out).model_dump_json(), media_type="application/json")
     lane, run = self.lane(len(raw)), contextvars.copy_context().run  # the worker sees this request's context
-    return await asyncio.get_running_loop().run_in_executor(lane, run, work)
+    loop = asyncio.get_running_loop()
+    if on_loop and len(raw) <= LANE_BYTES and self.loader.served is not None:
+        req = parse()
+        if getattr(req, "all_windows", False): return await loop.run_in_executor(lane, run, respond, req)
+        return await self.queue_on_loop(respond, req)
+    return await loop.run_in_executor(lane, run, lambda: respond(parse()))
 
 # %% ../../nbs/30h_serve.state.ipynb #a8d21e2e
 @patch
@@ -104,9 +135,10 @@ def add_records_route(self: ServeState, app: FastAPI, path: str, # the app, and 
                       answer: type[BaseModel], # the answer's model
                       fn, *args, # `fn(state, served, req, *args)` computes the answer
                       description: str, # what the route answers, for the OpenAPI schema
+                      on_loop: bool = False, # the latest window of a small body answered on the event loop
                       **kw): # FastAPI's route options: tags, dependencies, responses
     "Add `POST path` to `app`: its body holds records, and `fn` answers it in a worker thread (`run_on_records`)."
     async def endpoint(request: Request) -> Response:
-        return await self.run_on_records(request, body, answer, fn, *args)
+        return await self.run_on_records(request, body, answer, fn, *args, on_loop=on_loop)
     app.post(path, name=name, description=description, response_model=answer, openapi_extra=json_body(body),
              **kw)(endpoint)
