@@ -144,24 +144,33 @@ def _sample_origins(series: SeriesData, window: WindowSpec, max_rows: int, strid
     return o
 
 # %% ../../nbs/15_models.ml.ipynb #565c2800
-def anchor_design(X: np.ndarray, # features from `lgbm_features`
-                  names: list[str], # their names
-                  knots: dict[str, list[tuple[float, float]]], # (quantile, value) knots of each covariate
-                 ) -> np.ndarray:
-    "The anchor's regressors: lags, last value, and a hinge basis of the covariates."
+@functools.lru_cache(maxsize=64)
+def _anchor_layout(names: tuple[str, ...], knots: tuple[tuple[str, tuple[tuple[float, float], ...]], ...]) -> tuple:
+    "Where `anchor_design` takes its columns (a model's features and knots: computed once, not per forecast)."
     first = [i for i, n in enumerate(names) if n.startswith("lag_") or n == "last_value"]
     hinged, at, sign = [], [], []  # each covariate column with a hinge at every knot: above the upper knots, below
-    for n, ks in knots.items():    # the lower ones
+    for n, ks in knots:            # the lower ones
         for f in (n, f"{n}_lag_day1", f"{n}_mean_1d", f"{n}_mean_1d_lag_day1"):
             if f in names:
                 hinged.append(names.index(f))
                 at.append([k for _, k in ks]); sign.append([1 if q >= 0.5 else -1 for q, _ in ks])
     width = len(first) + sum(1 + len(a) for a in at)
+    arrays = np.array(first, np.int64), np.array(hinged, np.int64), np.array(at, np.float32), np.array(sign, np.float32)
+    for a in arrays: a.setflags(write=False)
+    return (*arrays, width)
+
+def anchor_design(X: np.ndarray, # features from `lgbm_features`
+                  names: list[str], # their names
+                  knots: dict[str, list[tuple[float, float]]], # (quantile, value) knots of each covariate
+                 ) -> np.ndarray:
+    "The anchor's regressors: lags, last value, and a hinge basis of the covariates."
+    first, hinged, at, sign, width = _anchor_layout(tuple(names), tuple((n, tuple(map(tuple, ks)))
+                                                                        for n, ks in knots.items()))
     out = np.empty((len(X), width), dtype=np.float32)
     out[:, :len(first)] = X[:, first]
-    if hinged:  # each covariate column, then its hinges
+    if len(hinged):  # each covariate column, then its hinges
         v = X[:, hinged][:, :, None]
-        h = np.maximum((v - np.array(at, np.float32)) * np.array(sign, np.float32), 0)
+        h = np.maximum((v - at) * sign, 0)
         out[:, len(first):] = np.concatenate([v, h], axis=2).reshape(len(X), -1)
     return out
 

@@ -102,9 +102,11 @@ _JSON_NUMBERS = {int, float, type(None)}
 
 def _is_number(v) -> bool: return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
 
-def _numeric(values: list, name: str) -> np.ndarray:
+def _numeric(values: list, name: str,
+             typed: bool = False, # the values were decoded as numbers or null (`parse_body`'s typed records)
+            ) -> np.ndarray:
     "`values` (numbers and None) as float64, or `InvalidInputError` naming the first record that holds no number."
-    if not set(map(type, values)) <= _JSON_NUMBERS:  # look for the culprit (a subclass of int or float is fine)
+    if not typed and not set(map(type, values)) <= _JSON_NUMBERS:  # the culprit (a subclass of int or float is fine)
         bad = next((i for i, v in enumerate(values) if not _is_number(v)), None)
         if bad is not None:
             raise InvalidInputError(f"Column `{name}` must hold numbers or null. Got {values[bad]!r} in record {bad}.")
@@ -166,7 +168,7 @@ def _records_columns(records: list[dict], date_col: str | None, required: list[s
         raise InvalidInputError("Argument `records` is empty: send at least one lookback window of records.")
     if isinstance(records[0], msgspec.Struct) and set(required) <= set(records[0].__struct_fields__):
         keep = list(dict.fromkeys(required + ([date_col] if date_col in records[0].__struct_fields__ else [])))
-        return _parse_columns({c: list(map(attrgetter(c), records)) for c in keep}, date_col)  # `parse_body`'s typed
+        return _parse_columns({c: list(map(attrgetter(c), records)) for c in keep}, date_col, typed=True)
     if isinstance(records[0], msgspec.Struct):  # records, as the dicts they were sent as
         records = [{k: v for k, v in msgspec.structs.asdict(r).items() if v is not None} for r in records]
     present = set().union(*records)
@@ -175,8 +177,9 @@ def _records_columns(records: list[dict], date_col: str | None, required: list[s
     keep = list(dict.fromkeys(required + ([date_col] if date_col in present else [])))
     return _parse_columns({c: [r.get(c) for r in records] for c in keep}, date_col)
 
-def _parse_columns(cols: dict[str, list], date_col: str | None) -> dict:
-    return {c: _timestamps(v, c) if c == date_col else _numeric(v, c) for c, v in cols.items()}
+def _parse_columns(cols: dict[str, list], date_col: str | None, typed: bool = False) -> dict:
+    "Each column parsed: the date as UTC timestamps, the others as float64 (`typed`: decoded as numbers already)."
+    return {c: _timestamps(v, c) if c == date_col else _numeric(v, c, typed) for c, v in cols.items()}
 
 def records_to_frame(records: list[dict], # JSON records, one per time step
                      date_col: str | None, # the timestamp column (parsed when present; None: none)
