@@ -322,6 +322,7 @@ ROWS = [("in-process forecast, one window: p50 ms", ("in_process", "forecast", "
         ("twiga 1 worker, c=8: requests/s", ("twiga_w1_c8", "requests_per_s")),
         ("twiga 1 worker, c=8: p50 ms", ("twiga_w1_c8", "p50_ms")),
         ("twiga 1 worker, c=8: p99 ms", ("twiga_w1_c8", "p99_ms")),
+        ("twiga 1 worker, c=8: slowest answer ms", ("twiga_w1_c8", "max_ms")),
         ("twiga 1 worker, c=8: server CPU ms/request", ("twiga_w1_c8", "server_cpu_ms_per_request")),
         ("twiga 2 workers, c=8: requests/s", ("twiga_w2_c8", "requests_per_s")),
         ("twiga 2 workers, c=8: p50 ms", ("twiga_w2_c8", "p50_ms")),

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import shutil
 import socket
@@ -111,8 +112,10 @@ def app_from_env() -> FastAPI:
     "The app for uvicorn's `--factory`: serves `TWIGA_MODEL_CHECKPOINT_DIR`, reports into `TWIGA_SERVE_REPORT_DIR`."
     settings = load_settings()
     configure(settings.log_level)  # a server process: twiga's log lines on stderr, at TWIGA_LOG_LEVEL
-    return create_app(None, report_dir=settings.serve_report_dir, checkpoint_dir=settings.model_checkpoint_dir,
-                      title="twiga forecast API", settings=settings)
+    app = create_app(None, report_dir=settings.serve_report_dir, checkpoint_dir=settings.model_checkpoint_dir,
+                     title="twiga forecast API", settings=settings)
+    gc.collect(); gc.freeze()  # the imports and the app live as long as the process: no full collection walks them
+    return app
 
 # %% ../../nbs/30l_serve.app.ipynb #c41f7a03
 def _tcp_socket(host: str, port: int) -> tuple[socket.socket, tuple]:
