@@ -42,7 +42,7 @@ def _answer_json(cols: dict[str, list], # `served_columns` of the forecast
     return ('{"forecasts":[' + forecasts + "]" + ("," + orjson.dumps(head).decode()[1:] if head else "}")).encode()
 
 def _predict(state: ServeState, served: ServedModel, req: PredictRequest, interval: bool) -> bytes:
-    "Validate, forecast and write the answer's JSON (runs in a worker thread)."
+    "Validate, forecast and write the answer's JSON (in a worker thread, or on the event loop: `run_on_records`)."
     window = body_to_columns(req, served.date_col, served.input_columns)  # arrays all the way: no frame is built
     fc, kw = served.forecaster, dict(all_windows=req.all_windows, ensemble_strategy=req.ensemble_strategy)
     states = state.intervals.read(served.version) if interval else None  # moved by `POST /monitor/actuals`
