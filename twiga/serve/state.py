@@ -82,6 +82,7 @@ class ServeState:
 def queue_on_loop(self: ServeState, fn, *args) -> asyncio.Future:
     "`fn(*args)` on the running event loop, after the calls queued before it: one call per turn of the loop."
     loop = asyncio.get_running_loop()
+    if self._on_loop and self._on_loop[0][2].get_loop() is not loop: self._on_loop.clear()  # a stopped loop's calls
     done = loop.create_future()
     self._on_loop.append((fn, args, done, contextvars.copy_context()))  # the call sees the request's context
     if len(self._on_loop) == 1: loop.call_soon(self._next_on_loop)
