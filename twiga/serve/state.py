@@ -9,6 +9,7 @@ import asyncio
 import collections
 import contextvars
 import threading
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -47,7 +48,7 @@ class ServeState:
         self.intervals = IntervalStates(self.report_dir / "intervals")  # adaptive interval states, shared
         self._lanes: dict[bool, ThreadPoolExecutor] = {}  # the worker lanes of `run_on_records` (`lane`)
         self._lanes_lock = threading.Lock()
-        self._on_loop: collections.deque = collections.deque()  # the calls `queue_on_loop` holds, oldest first
+        self._on_loop = weakref.WeakKeyDictionary()  # each event loop's calls held by `queue_on_loop`, oldest first
 
     async def served(self) -> ServedModel:
         "The model to serve (loaded in a worker thread the first time)."
@@ -82,20 +83,20 @@ class ServeState:
 def queue_on_loop(self: ServeState, fn, *args) -> asyncio.Future:
     "`fn(*args)` on the running event loop, after the calls queued before it: one call per turn of the loop."
     loop = asyncio.get_running_loop()
-    if self._on_loop and self._on_loop[0][2].get_loop() is not loop: self._on_loop.clear()  # a stopped loop's calls
+    calls = self._on_loop.setdefault(loop, collections.deque())  # this loop's: another's never holds it up
     done = loop.create_future()
-    self._on_loop.append((fn, args, done, contextvars.copy_context()))  # the call sees the request's context
-    if len(self._on_loop) == 1: loop.call_soon(self._next_on_loop)
+    calls.append((fn, args, done, contextvars.copy_context()))  # the call sees the request's context
+    if len(calls) == 1: loop.call_soon(self._next_on_loop, calls)
     return done
 
 @patch
-def _next_on_loop(self: ServeState):
-    "Run the oldest queued call (unless its request was cancelled), and the next one at the loop's next turn."
-    fn, args, done, ctx = self._on_loop.popleft()
+def _next_on_loop(self: ServeState, calls: collections.deque):
+    "Run the oldest of `calls` (unless its request was cancelled), and the next one at the loop's next turn."
+    fn, args, done, ctx = calls.popleft()
     if not done.cancelled():
         try: done.set_result(ctx.run(fn, *args))
         except Exception as e: done.set_exception(e)
-    if self._on_loop: asyncio.get_running_loop().call_soon(self._next_on_loop)
+    if calls: asyncio.get_running_loop().call_soon(self._next_on_loop, calls)
 
 # %% ../../nbs/30h_serve.state.ipynb #ebc1666f
 @patch
