@@ -19,6 +19,7 @@ import anyio
 from fastapi import FastAPI
 
 from ..core.errors import ConfigError, TwigaError
+from ..core.net import listen_reuseport, tcp_socket
 from ..core.settings import TwigaSettings, load_settings
 from ..core.utils import configure, get_logger
 from .admin import add_admin_routes, add_health_route
@@ -118,29 +119,15 @@ def app_from_env() -> FastAPI:
     return app
 
 # %% ../../nbs/30l_serve.app.ipynb #c41f7a03
-def _tcp_socket(host: str, port: int) -> tuple[socket.socket, tuple]:
-    "An unbound socket for `host:port` and the address to bind (protocol TCP: asyncio then turns Nagle's delay off)."
-    family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
-    return socket.socket(family, kind, proto), addr
-
-def _listen(host: str, port: int, backlog: int) -> socket.socket:
-    "A TCP socket bound to `host:port` in a `SO_REUSEPORT` group, ready for a worker to listen on."
-    sock, addr = _tcp_socket(host, port)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind(addr)
-    sock.listen(backlog)
-    return sock
-
 class WorkerListener:
     "A worker's own listening socket on `host:port`, bound in the worker when it is unpickled there (`run_server`)."
     def __init__(self, host: str, port: int, backlog: int = 2048):
         self.host, self.port, self.backlog = host, port, backlog
-    def __reduce__(self): return _listen, (self.host, self.port, self.backlog)
+    def __reduce__(self): return listen_reuseport, (self.host, self.port, self.backlog)  # twiga.core.net: light
 
 def _check_port_free(host: str, port: int):
     "Raise `ConfigError` if something already listens on `host:port` (a twiga server with its workers included)."
-    s, addr = _tcp_socket(host, port)
+    s, addr = tcp_socket(host, port)
     with s:  # without SO_REUSEPORT: refused while any socket holds the port
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try: s.bind(addr)
