@@ -95,40 +95,37 @@ def predict(self: TwigaForecaster,
     return self._forecast_arrays(s, origins), info
 
 # %% ../../nbs/16b_forecaster.predict.ipynb #49c93262
-def _time_rows(origins: np.ndarray, horizon: int, n: int) -> tuple[np.ndarray, np.ndarray]:
-    "Rows of the series' times for each tidy row's origin and timestamp (`n`: models x targets)."
-    return np.tile(np.repeat(origins - 1, horizon), n), np.tile(target_rows(origins, horizon).ravel(), n)
-
 def _tidy_columns(times: pd.DatetimeIndex, # the series' timestamps
                   origins: np.ndarray, # first forecast row of each window
                   preds: dict, # forecasts by model, `(n_windows, horizon, n_targets)`
                   targets: list[str], horizon: int,
                   windows=None, # the windows' numbers; default 0, 1, ...
                   window_column: bool = True, # include the `window` column
+                  as_index: bool = False, # times taken from `times` (its zone) instead of UTC `datetime64` arrays
                   **columns: dict, # further columns, each `{model: array shaped as in preds}`
                  ) -> dict[str, np.ndarray]:
-    "The tidy frame's columns: one row per window, model, step and target; times as UTC `datetime64` (naive: as given)."
+    "The tidy frame's columns: one row per window, model, step and target; times as UTC `datetime64` (naive: as\n"
+    "given), or with `as_index` taken from `times` itself."
     k, n = len(origins), len(preds) * len(targets)
     def flat(arrays: dict) -> np.ndarray:  # k * horizon rows per model and target, in the order of `preds`
         blocks = [arrays[m][:, :, j].ravel() for m in preds for j in range(len(targets))]
         return np.concatenate(blocks) if blocks else np.empty(0)
     windows = np.arange(k) if windows is None else np.asarray(windows)
     cols = {"window": np.tile(np.repeat(windows, horizon), n)} if window_column else {}
-    ns, (o, t) = times.asi8.view(f"M8[{times.unit}]"), _time_rows(origins, horizon, n)  # integers, not timestamps
-    cols |= {"origin": ns[o], "timestamp": ns[t],
-             "model": np.repeat(np.array(list(preds), dtype=object), k * horizon * len(targets)),
+    o, t = np.tile(np.repeat(origins - 1, horizon), n), np.tile(target_rows(origins, horizon).ravel(), n)
+    if as_index: cols |= {"origin": times.take(o), "timestamp": times.take(t)}  # a third of building an index anew
+    else:  # integers, not timestamps: a tenth of the cost of indexing `times`
+        ns = times.asi8.view(f"M8[{times.unit}]")
+        cols |= {"origin": ns[o], "timestamp": ns[t]}
+    cols |= {"model": np.repeat(np.array(list(preds), dtype=object), k * horizon * len(targets)),
              "step": np.tile(np.arange(1, horizon + 1), k * n),
              "target": np.tile(np.repeat(np.array(targets, dtype=object), k * horizon), len(preds)),
              "value": flat(preds)}
     return cols | {name: flat(arrays) for name, arrays in columns.items()}
 
-def _tidy(times: pd.DatetimeIndex, origins: np.ndarray, preds: dict, targets: list[str], horizon: int,
-          *args, **kw) -> pd.DataFrame:
+def _tidy(times: pd.DatetimeIndex, *args, **kw) -> pd.DataFrame:
     "`_tidy_columns` as a frame (times in the zone of `times`): one row per window, model, step and target."
-    cols = _tidy_columns(times, origins, preds, targets, horizon, *args, **kw)
-    o, t = _time_rows(np.asarray(origins), horizon, len(preds) * len(targets))
-    cols["origin"], cols["timestamp"] = times.take(o), times.take(t)  # taken from `times`: its zone, a third the cost
-    return pd.DataFrame(cols, copy=False)  # fresh arrays: no copy
+    return pd.DataFrame(_tidy_columns(times, *args, as_index=True, **kw), copy=False)  # fresh arrays: no copy
 
 # %% ../../nbs/16b_forecaster.predict.ipynb #a3801d2a
 @patch
