@@ -121,13 +121,13 @@ async def run_on_records(self: ServeState, request: Request, # a request whose b
         out = fn(self, self.loader.get(), req, *args)
         if isinstance(out, bytes): return Response(out, media_type="application/json")  # serialised by `fn` itself
         return Response(answer.model_validate(out).model_dump_json(), media_type="application/json")
-    lane, run = self.lane(len(raw)), contextvars.copy_context().run  # the worker sees this request's context
-    loop = asyncio.get_running_loop()
+    def in_lane(work, *args):  # the worker sees this request's context
+        lane, run = self.lane(len(raw)), contextvars.copy_context().run
+        return asyncio.get_running_loop().run_in_executor(lane, run, work, *args)
     if on_loop and len(raw) <= LANE_BYTES and self.loader.served is not None:
         req = parse()
-        if getattr(req, "all_windows", False): return await loop.run_in_executor(lane, run, respond, req)
-        return await self.queue_on_loop(respond, req)
-    return await loop.run_in_executor(lane, run, lambda: respond(parse()))
+        return await (in_lane(respond, req) if getattr(req, "all_windows", False) else self.queue_on_loop(respond, req))
+    return await in_lane(lambda: respond(parse()))
 
 # %% ../../nbs/30h_serve.state.ipynb #a8d21e2e
 @patch
