@@ -16,7 +16,9 @@ Measured, per round, for `before` and `now`:
 - `mlflow models serve -m <logged model> --env-manager local -w 1`: /invocations (`dataframe_split` of the same
   window) at concurrency 8 and 1; start to ready and RSS. Its answer is checked against twiga's (same numbers).
 Then, `now` only: 30 s of /predict at concurrency 8 while `POST /reload` swaps two versions every second (a Python
-client that checks every answer against the sequential answer of the version that gave it).
+client that checks every answer against the sequential answer of the version that gave it), and one worker under
+four times the load (32 connections): without a limit, and with `TWIGA_SERVE_MAX_IN_FLIGHT=8`, where what it cannot
+take is answered 503 at once (`ok_*`: the 200 answers alone; `statuses`: every answer by status).
 
 Load generator: `bench._load` in its own process (asyncio, keep-alive connections, requests encoded once, answers
 read by Content-Length), each load bounded in time and in answers (`MAX_REQUESTS`). Its own CPU use is measured
@@ -49,6 +51,7 @@ BASELINE = os.environ.get("TWIGA_BENCH_BASELINE", "da8055e")  # main before issu
 ROUNDS = int(os.environ.get("TWIGA_BENCH_ROUNDS", "3"))
 LOAD_S = float(os.environ.get("TWIGA_BENCH_LOAD_SECONDS", "10"))
 MAX_REQUESTS, RELOAD_LOAD_S, TREES, INPROC_CALLS = 20_000, 30.0, 200, 400
+OVERLOAD_CONNECTIONS, SHED_AT = 32, 8
 
 
 def _fit(ckpt: Path):
@@ -138,12 +141,12 @@ def _env(code: Path | None, extra: dict) -> dict:
     return env | extra
 
 
-def _twiga(code, ckpt, base: Path, workers: int, tag: str) -> Proc:
+def _twiga(code, ckpt, base: Path, workers: int, tag: str, extra: dict | None = None) -> Proc:
     port = free_port()
     cmd = [sys.executable, "-c", "from twiga.serve import run_server; "  # what `twiga serve` runs
            f"run_server(host='127.0.0.1', port={port}, workers={workers}, log_level='warning')"]
     env = _env(code, {"TWIGA_MODEL_CHECKPOINT_DIR": str(ckpt), "TWIGA_SERVE_REPORT_DIR": str(base / f"reports-{tag}"),
-                      "TWIGA_SERVE_RELOAD_POLL_SECONDS": "1", "TWIGA_LOG_LEVEL": "INFO"})
+                      "TWIGA_SERVE_RELOAD_POLL_SECONDS": "1", "TWIGA_LOG_LEVEL": "INFO"} | (extra or {}))
     return Proc(cmd, env, base, port, base / f"twiga-{tag}.log")
 
 
@@ -202,7 +205,10 @@ def _load(srv: Proc, path: str, files: list[Path], connections: int, seconds: fl
             "p90_ms": round(r["p90_us"] / 1000, 2), "p99_ms": round(r["p99_us"] / 1000, 2),
             "max_ms": round(r["max_us"] / 1000, 1), "n": n, "failed": r["non_2xx"] + r["socket_errors"],
             "server_cpu_ms_per_request": round((s1 - s0) / max(n, 1) * 1000, 2),
-            "load_cpu_share": round(load_cpu / wall, 3), "connections_per_process": spread}
+            "load_cpu_share": round(load_cpu / wall, 3), "connections_per_process": spread,
+            "ok_per_s": round(r["ok"] / secs, 1), "ok_p50_ms": round(r["ok_p50_us"] / 1000, 2),
+            "ok_p99_ms": round(r["ok_p99_us"] / 1000, 2), "ok_max_ms": round(r["ok_max_us"] / 1000, 1),
+            "statuses": r["statuses"]}
 
 
 def _check_first(srv: Proc, path: str, files: list[Path]) -> list:
@@ -300,6 +306,18 @@ def _reload_load(ckpt, base, files, seconds=RELOAD_LOAD_S, concurrency=8) -> dic
             "p50_ms": round(lat[len(lat) // 2] * 1000, 2), "reloads": len(reloads),
             "reloads_failed": sum(s != 200 for s in reloads), "inconsistent_answers": inconsistent[0],
             "first_failures": [str(f) for f in fails[:3]]}
+
+
+def _overload(ckpt, base, files, connections=OVERLOAD_CONNECTIONS) -> dict:
+    "One worker of this tree under `connections` clients (four times the c=8 load): without a limit, and with"
+    "`TWIGA_SERVE_MAX_IN_FLIGHT=SHED_AT` (what it cannot take answered 503 at once). Loads as `_load`'s, one each."
+    out = {}
+    for tag, cap in (("no limit", None), (f"TWIGA_SERVE_MAX_IN_FLIGHT={SHED_AT}", SHED_AT)):
+        extra = {} if cap is None else {"TWIGA_SERVE_MAX_IN_FLIGHT": str(cap)}
+        with _twiga(None, ckpt, base, 1, f"overload-{cap}", extra) as srv:
+            _check_first(srv, "/predict", files)
+            out[tag] = _load(srv, "/predict", files, connections)
+    return out
 
 
 def _median(runs: list[dict]) -> dict:
@@ -405,6 +423,7 @@ def main() -> dict:
                 runs[tag].append(_round(codes[tag], f"{tag}{r}", Path(m["checkpoints"]), Path(m["model_dir"]),
                                         Path(m["pickle"]), files, base))
         reload_load = _reload_load(Path(made["now"]["checkpoints"]), base, files["predict"])
+        overload = _overload(Path(made["now"]["checkpoints"]), base, files["predict"])
     med = {tag: _median(rs) for tag, rs in runs.items()}
     return {"shape": {"data": "ERCOT 2017-01..2018-10 at 30 min", "model": f"LightGBM {TREES} trees",
                       "horizon": HORIZON, "lookback": LOOKBACK, "request": f"one {LOOKBACK}-row window, 8 in turn"},
@@ -412,6 +431,7 @@ def main() -> dict:
             "load_generator": "bench._load (asyncio, keep-alive)",
             "fit_s": {tag: m["fit_s"] for tag, m in made.items()},
             "table": _table(med), "targets": _targets(med), "reload_every_second_under_load": reload_load,
+            f"overload_1_worker_c{OVERLOAD_CONNECTIONS}": overload,
             "median": med, "runs": runs,
             "machine": {"cpus": os.cpu_count(), "loadavg_before": [round(x, 2) for x in load_before],
                         "loadavg_after": [round(x, 2) for x in os.getloadavg()]}}

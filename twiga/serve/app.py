@@ -102,7 +102,8 @@ def _assemble(state: ServeState, title: str) -> FastAPI:
     app.state.twiga = state
     add_error_handlers(app, state.metrics)
     max_body_bytes = max(2**20, state.settings.serve_max_records * 2048)
-    app.add_middleware(ServeMiddleware, metrics=state.metrics, max_body_bytes=max_body_bytes)
+    app.add_middleware(ServeMiddleware, metrics=state.metrics, max_body_bytes=max_body_bytes,
+                       max_in_flight=state.settings.serve_max_in_flight)
     auth = api_key_dependencies(state.settings)
     add_health_route(app, state)
     for add in (add_predict_routes, add_explain_routes, add_monitor_routes, add_admin_routes): add(app, state, auth)

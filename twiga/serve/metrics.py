@@ -66,6 +66,15 @@ async def _too_large(send, size: int, limit: int, op: str = ""):
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
 
+async def _overloaded(send, limit: int):
+    "Answer 503 with `Retry-After`: this worker already answers `limit` requests."
+    body = (b'{"detail":"This worker is already answering %d requests, its limit (TWIGA_SERVE_MAX_IN_FLIGHT): retry '
+            b'in a second, or run more workers.","error":"OverloadedError"}' % limit)
+    await send({"type": "http.response.start", "status": 503,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            (b"retry-after", b"1")]})
+    await send({"type": "http.response.body", "body": body})
+
 # %% ../../nbs/30b_serve.metrics.ipynb #b0a8a6bb
 async def _limited(scope, receive, send, limit: int):
     "`receive` if the body fits in `limit` bytes (buffered when chunked), else None after answering 413."
@@ -83,21 +92,31 @@ async def _limited(scope, receive, send, limit: int):
         if not m.get("more_body"): return _replay(chunks)
 
 # %% ../../nbs/30b_serve.metrics.ipynb #7b35bc48
+_READS = frozenset(("GET", "HEAD", "OPTIONS"))  # /health, /metrics, the docs: never shed
+
 class ServeMiddleware:
-    "ASGI middleware: refuse bodies above `max_body_bytes` with 413, and time and count each request."
-    def __init__(self, app, metrics: ServeMetrics, max_body_bytes: int):
+    "ASGI middleware: refuse bodies above `max_body_bytes` with 413, shed requests above `max_in_flight` with 503,"
+    "and time and count each request."
+    def __init__(self, app, metrics: ServeMetrics, max_body_bytes: int,
+                 max_in_flight: int = 0, # requests other than GET, HEAD and OPTIONS answered at once (0: no limit)
+                ):
         self.app, self.metrics, self.max_body_bytes = app, metrics, max_body_bytes
+        self.max_in_flight, self.in_flight = max_in_flight, 0  # counted on the event loop: no lock needed
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http": return await self.app(scope, receive, send)
-        t0, status = time.perf_counter(), [500]
+        t0, status, held = time.perf_counter(), [500], False
         async def send_status(message):
             if message["type"] == "http.response.start": status[0] = message["status"]
             await send(message)
         try:
+            if self.max_in_flight and scope["method"] not in _READS:
+                if self.in_flight >= self.max_in_flight: return await _overloaded(send_status, self.max_in_flight)
+                self.in_flight, held = self.in_flight + 1, True
             receive = await _limited(scope, receive, send_status, self.max_body_bytes)
             if receive is not None: await self.app(scope, receive, send_status)
         finally:
-            endpoint = endpoint_label(scope, "(413)" if status[0] == 413 else "(unmatched)")
+            if held: self.in_flight -= 1
+            endpoint = endpoint_label(scope, {413: "(413)", 503: "(shed)"}.get(status[0], "(unmatched)"))
             self.metrics.requests.labels(endpoint, scope["method"], str(status[0])).inc()
             self.metrics.latency.labels(endpoint).observe(time.perf_counter() - t0)
