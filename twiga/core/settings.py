@@ -43,8 +43,8 @@ class TwigaSettings(BaseSettings):
     serve_max_records: int = Field(100_000, ge=1,
                                    description="Largest number of records accepted in one request (413 above)")
     serve_max_in_flight: int = Field(
-        0, ge=0, description="Requests (other than GET) one worker answers at once; more get 503 with Retry-After "
-                             "(0: no limit)")
+        0, ge=0, description="Requests one worker answers at once (GETs and /reload not counted); more get 503 "
+                             "with Retry-After (0: no limit)")
     serve_reload_poll_seconds: float = Field(
         2.0, ge=0,
         description="How often each worker checks the checkpoint manifest for a new current version (0: never)")

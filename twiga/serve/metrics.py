@@ -94,14 +94,22 @@ async def _limited(scope, receive, send, limit: int):
 # %% ../../nbs/30b_serve.metrics.ipynb #7b35bc48
 _READS = frozenset(("GET", "HEAD", "OPTIONS"))  # /health, /metrics, the docs: never shed
 
+def _sheddable(scope, keep: frozenset) -> bool:
+    "Whether a request may be shed: not a read, and not to a path of `keep` (under the app's `root_path`, if any)."
+    if scope["method"] in _READS: return False
+    path, root = scope["path"], scope.get("root_path", "")
+    return (path[len(root):] if root and path.startswith(root) else path) not in keep
+
 class ServeMiddleware:
     "ASGI middleware: refuse bodies above `max_body_bytes` with 413, shed requests above `max_in_flight` with 503,"
     "and time and count each request."
     def __init__(self, app, metrics: ServeMetrics, max_body_bytes: int,
                  max_in_flight: int = 0, # requests other than GET, HEAD and OPTIONS answered at once (0: no limit)
+                 never_shed: tuple[str, ...] = ("/reload",), # paths answered whatever the load (the control plane)
                 ):
         self.app, self.metrics, self.max_body_bytes = app, metrics, max_body_bytes
         self.max_in_flight, self.in_flight = max_in_flight, 0  # counted on the event loop: no lock needed
+        self.never_shed = frozenset(never_shed)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http": return await self.app(scope, receive, send)
@@ -110,7 +118,7 @@ class ServeMiddleware:
             if message["type"] == "http.response.start": status[0] = message["status"]
             await send(message)
         try:
-            if self.max_in_flight and scope["method"] not in _READS:
+            if self.max_in_flight and _sheddable(scope, self.never_shed):
                 if self.in_flight >= self.max_in_flight: return await _overloaded(send_status, self.max_in_flight)
                 self.in_flight, held = self.in_flight + 1, True
             receive = await _limited(scope, receive, send_status, self.max_body_bytes)
