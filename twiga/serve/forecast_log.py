@@ -30,7 +30,9 @@ def _iso(values) -> list[str]:
     else:  # `asi8` counts from the epoch in UTC whether or not the index has a zone
         idx = values if isinstance(values, pd.DatetimeIndex) else pd.DatetimeIndex(values)
         utc = idx.asi8.view(f"M8[{idx.unit}]")
-    return [f"{s}Z" for s in np.datetime_as_string(utc.astype("datetime64[s]"))]
+    uniq, at = np.unique(utc.astype("datetime64[s]"), return_inverse=True)  # each time written once: a forecast
+    text = [f"{s}Z" for s in np.datetime_as_string(uniq)]                     # repeats its origin and its steps
+    return list(map(text.__getitem__, at.tolist()))
 
 # %% ../../nbs/30g_serve.forecast_log.ipynb #5f323f01
 def served_columns(tidy: pd.DataFrame | dict, # a tidy forecast frame, or its columns (`forecast_columns`)
