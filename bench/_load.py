@@ -22,8 +22,8 @@ def _encode(path: str, body: bytes) -> bytes:
 
 
 async def _read_answer(reader: asyncio.StreamReader) -> tuple[int, float]:
-    "Read one response; its status and Retry-After (seconds, 0 without). Needs Content-Length (every twiga and"
-    "mlflow answer has it)."
+    ("Read one response; its status and Retry-After (seconds, 0 without). Needs Content-Length (every twiga and "
+     "mlflow answer has it).")
     head = await reader.readuntil(b"\r\n\r\n")
     lines = head.split(b"\r\n")
     status, length, retry = int(lines[0].split()[1]), None, 0.0

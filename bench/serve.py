@@ -187,8 +187,8 @@ def _connections(port: int) -> list[int]:
 
 
 def _load(srv: Proc, path: str, files: list[Path], connections: int, seconds: float = LOAD_S) -> dict:
-    "`connections` keep-alive clients for `seconds` (or MAX_REQUESTS answers): latency, throughput, CPU of both sides,"
-    "and how the clients' connections were spread over the server's processes (sampled half-way)."
+    ("`connections` keep-alive clients for `seconds` (or MAX_REQUESTS answers): latency, throughput, CPU of both "
+     "sides, and how the clients' connections were spread over the server's processes (sampled half-way).")
     cmd = [sys.executable, "-m", "bench._load", str(srv.port), path, str(connections), f"{seconds:g}",
            str(MAX_REQUESTS), *map(str, files)]
     spread: list[int] = []
@@ -309,8 +309,8 @@ def _reload_load(ckpt, base, files, seconds=RELOAD_LOAD_S, concurrency=8) -> dic
 
 
 def _overload(ckpt, base, files, connections=OVERLOAD_CONNECTIONS) -> dict:
-    "One worker of this tree under `connections` clients (four times the c=8 load): without a limit, and with"
-    "`TWIGA_SERVE_MAX_IN_FLIGHT=SHED_AT` (what it cannot take answered 503 at once). Loads as `_load`'s, one each."
+    ("One worker of this tree under `connections` clients (four times the c=8 load): without a limit, and with "
+     "`TWIGA_SERVE_MAX_IN_FLIGHT=SHED_AT` (what it cannot take answered 503 at once). Loads as `_load`'s, one each.")
     out = {}
     for tag, cap in (("no limit", None), (f"TWIGA_SERVE_MAX_IN_FLIGHT={SHED_AT}", SHED_AT)):
         extra = {} if cap is None else {"TWIGA_SERVE_MAX_IN_FLIGHT": str(cap)}

@@ -174,8 +174,8 @@ LETS_PLOT_READY = '<script type="text/javascript">window.letsPlotCall = function
 
 
 def lets_plot_html(h: str) -> str:
-    "A lets-plot figure as part of a page: its loader (the library inline, or fetched from a CDN) becomes a line that\n"
-    "says the library is there (the page loads the site's copy first, see docs/docs_ext.py); no page-wide style."
+    ("A lets-plot figure as part of a page: its loader (the library inline, or fetched from a CDN) becomes a line\n"
+     "that says the library is there (the page loads the site's copy first, see docs/docs_ext.py); no page-wide style.")
     if "data-lets-plot-script" not in h: return h
     h = LETS_PLOT_LIBRARY.sub(LETS_PLOT_READY, h)
     h = re.sub(r"<style>\s*html,\s*body\s*\{[^}]*\}\s*</style>", "", h)

@@ -289,8 +289,8 @@ def _code_cells(nb: Path):
 
 
 def test_no_cell_mixes_imports_and_code():
-    "nbdev's docs processing (`nbdev_docs`, for Quarto users) re-runs every cell holding an import in a fresh shell\n"
-    "with only the imports and exports: a cell that mixes imports with other code then runs out of order and fails."
+    ("nbdev's docs processing (`nbdev_docs`, for Quarto users) re-runs every cell holding an import in a fresh shell\n"
+     "with only the imports and exports: a cell that mixes imports with other code then runs out of order and fails.")
     import ast
     problems = []
     for nb in bd.find_notebooks(ROOT / "nbs"):
@@ -346,8 +346,8 @@ def _member_home(v, home: str) -> str:
 
 
 def public_api() -> list[tuple[str, str]]:
-    "(defining module, name) of every name in a twiga module's `__all__` and of the public methods and properties of\n"
-    "those that are classes, found by importing every module of the package."
+    ("(defining module, name) of every name in a twiga module's `__all__` and of the public methods and properties of\n"
+     "those that are classes, found by importing every module of the package.")
     import twiga
     found = set()
     for info in pkgutil.walk_packages(twiga.__path__, "twiga."):
@@ -434,8 +434,8 @@ _JS_IMAGES = "() => [...document.images].filter(i => !i.complete || i.naturalWid
 
 @pytest.fixture(scope="module")
 def visited(site, server, browser):
-    "Every page of the site opened in Chromium: its ids, links, console errors, failed requests, broken images and\n"
-    "undrawn figures. The highlighted sources (_src/) are static HTML without scripts: read from their files."
+    ("Every page of the site opened in Chromium: its ids, links, console errors, failed requests, broken images and\n"
+     "undrawn figures. The highlighted sources (_src/) are static HTML without scripts: read from their files.")
     rels = sorted(p.relative_to(site).as_posix() for p in site.rglob("*.html"))
     pages = [r for r in rels if r.split("/")[0] not in ("_static", "_sources", "_screenshots", bd.SRC_DIR)]
     seen = {r: {"ids": _ids((site / r).read_text()), "links": [], "errors": []} for r in rels

@@ -104,8 +104,7 @@ def _tidy_columns(times: pd.DatetimeIndex, # the series' timestamps
                   as_index: bool = False, # times taken from `times` (its zone) instead of UTC `datetime64` arrays
                   **columns: dict, # further columns, each `{model: array shaped as in preds}`
                  ) -> dict[str, np.ndarray]:
-    "The tidy frame's columns: one row per window, model, step and target; times as UTC `datetime64` (naive: as\n"
-    "given), or with `as_index` taken from `times` itself."
+    "The tidy frame's columns: a row per window, model, step and target; times as UTC `datetime64` (naive: as given)."
     k, n = len(origins), len(preds) * len(targets)
     def flat(arrays: dict) -> np.ndarray:  # k * horizon rows per model and target, in the order of `preds`
         blocks = [arrays[m][:, :, j].ravel() for m in preds for j in range(len(targets))]

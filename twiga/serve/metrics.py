@@ -58,22 +58,23 @@ def _replay(messages: list[dict]):
         return m if m is not None else {"type": "http.disconnect"}
     return receive
 
+async def _answer(send, status: int, body: bytes, *headers: tuple[bytes, bytes]):
+    "Send a JSON answer of the middleware's own (an error's `{detail, error}`), before the app has seen the request."
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            *headers]})
+    await send({"type": "http.response.body", "body": body})
+
 async def _too_large(send, size: int, limit: int, op: str = ""):
     "Answer 413 for a body of `size` bytes (`op` '>': at least)."
-    body = (b'{"detail":"The request body is %s%d bytes; this server accepts at most %d bytes '
-            b'(TWIGA_SERVE_MAX_RECORDS x 2 KiB).","error":"PayloadTooLargeError"}' % (op.encode(), size, limit))
-    await send({"type": "http.response.start", "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
+    await _answer(send, 413, b'{"detail":"The request body is %s%d bytes; this server accepts at most %d bytes '
+                  b'(TWIGA_SERVE_MAX_RECORDS x 2 KiB).","error":"PayloadTooLargeError"}' % (op.encode(), size, limit))
 
 async def _overloaded(send, limit: int):
     "Answer 503 with `Retry-After`: this worker already answers `limit` requests."
-    body = (b'{"detail":"This worker is already answering %d requests, its limit (TWIGA_SERVE_MAX_IN_FLIGHT): retry '
-            b'in a second, or run more workers.","error":"OverloadedError"}' % limit)
-    await send({"type": "http.response.start", "status": 503,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            (b"retry-after", b"1")]})
-    await send({"type": "http.response.body", "body": body})
+    await _answer(send, 503, b'{"detail":"This worker is already answering %d requests, its limit '
+                  b'(TWIGA_SERVE_MAX_IN_FLIGHT): retry in a second, or run more workers.","error":"OverloadedError"}'
+                  % limit, (b"retry-after", b"1"))
 
 # %% ../../nbs/30b_serve.metrics.ipynb #b0a8a6bb
 async def _limited(scope, receive, send, limit: int):
@@ -93,23 +94,21 @@ async def _limited(scope, receive, send, limit: int):
 
 # %% ../../nbs/30b_serve.metrics.ipynb #7b35bc48
 _READS = frozenset(("GET", "HEAD", "OPTIONS"))  # /health, /metrics, the docs: never shed
+_CONTROL = frozenset(("/reload",))  # answered whatever the load: a promotion must reach a busy server
 
-def _sheddable(scope, keep: frozenset) -> bool:
-    "Whether a request may be shed: not a read, and not to a path of `keep` (under the app's `root_path`, if any)."
+def _sheddable(scope) -> bool:
+    "Whether a request may be shed: not a read, and not to the control plane (under the app's `root_path`, if any)."
     if scope["method"] in _READS: return False
     path, root = scope["path"], scope.get("root_path", "")
-    return (path[len(root):] if root and path.startswith(root) else path) not in keep
+    return (path[len(root):] if root and path.startswith(root) else path) not in _CONTROL
 
 class ServeMiddleware:
-    "ASGI middleware: refuse bodies above `max_body_bytes` with 413, shed requests above `max_in_flight` with 503,"
-    "and time and count each request."
+    "ASGI middleware: a 413 above `max_body_bytes`, a 503 above `max_in_flight`; every request timed and counted."
     def __init__(self, app, metrics: ServeMetrics, max_body_bytes: int,
-                 max_in_flight: int = 0, # requests other than GET, HEAD and OPTIONS answered at once (0: no limit)
-                 never_shed: tuple[str, ...] = ("/reload",), # paths answered whatever the load (the control plane)
+                 max_in_flight: int = 0, # requests answered at once, reads and /reload not counted (0: no limit)
                 ):
         self.app, self.metrics, self.max_body_bytes = app, metrics, max_body_bytes
         self.max_in_flight, self.in_flight = max_in_flight, 0  # counted on the event loop: no lock needed
-        self.never_shed = frozenset(never_shed)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http": return await self.app(scope, receive, send)
@@ -118,7 +117,7 @@ class ServeMiddleware:
             if message["type"] == "http.response.start": status[0] = message["status"]
             await send(message)
         try:
-            if self.max_in_flight and _sheddable(scope, self.never_shed):
+            if self.max_in_flight and _sheddable(scope):
                 if self.in_flight >= self.max_in_flight: return await _overloaded(send_status, self.max_in_flight)
                 self.in_flight, held = self.in_flight + 1, True
             receive = await _limited(scope, receive, send_status, self.max_body_bytes)

@@ -107,8 +107,7 @@ async def run_on_records(self: ServeState, request: Request, # a request whose b
                          *args,
                          on_loop: bool = False, # answer the latest window of a small body on the event loop
                         ) -> Response:
-    "Answer `fn(self, served, req, *args)` as `answer` JSON, `req` the request's `body`, in one worker thread\n"
-    "(or, the latest window of a small body with `on_loop`, on the event loop: `queue_on_loop`)."
+    "Answer `fn(self, served, req, *args)` as `answer` JSON, in one worker thread (or with `on_loop`, on the loop)."
     raw = await request.body()
     def parse() -> RecordsRequest:
         served = self.loader.served  # the model loaded now: its columns give the records' types (`parse_body`)
